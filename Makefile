@@ -1,0 +1,25 @@
+# One command each, on a fresh machine:  `make main`  and  `make test`.
+# Both first run `setup`, which installs everything the project needs.
+PYTHON ?= python3
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: setup test main benchmark
+
+setup:
+	@if [ ! -f $(FASHION_MNIST) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	  else \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	  fi; \
+	fi
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e ".[test]"
+
+test: setup
+	$(PYTHON) -m pytest -q
+
+main: setup
+	$(PYTHON) experiments/main_job.py
+
+benchmark: setup
+	$(PYTHON) benchmarks/train_step.py
