@@ -1,0 +1,111 @@
+"""The paper's models, created by name (paper-spec §2.2-2.5, Table 1).
+
+CIFAR-10 (28x28x3 whitened crops): ``mlp_1x512``, ``mlp_3x512``, ``alexnet``,
+``inception`` and ``inception_no_bn``; ImageNet: ``inception_v3``. Every
+module is called as ``model.apply(variables, x, train=...)`` on a float32 NHWC
+batch and returns logits. BatchNorm models keep running statistics in the
+``batch_stats`` collection (pass ``mutable=["batch_stats"]`` in train mode);
+dropout, where enabled, draws from the ``dropout`` rng.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rethink_jax.models.alexnet import AlexNet, local_response_normalization
+from rethink_jax.models.inception import SmallInception
+from rethink_jax.models.inception_v3 import InceptionV3
+from rethink_jax.models.mlp import MLP
+
+_FACTORIES: dict[str, Callable[..., nn.Module]] = {
+    "mlp_1x512": lambda **kw: MLP(hidden_layers=1, **kw),
+    "mlp_3x512": lambda **kw: MLP(hidden_layers=3, **kw),
+    "alexnet": AlexNet,
+    "inception": lambda **kw: SmallInception(batch_norm=True, **kw),
+    "inception_no_bn": lambda **kw: SmallInception(batch_norm=False, **kw),
+    "inception_v3": InceptionV3,
+}
+_BATCH_NORM = frozenset({"inception", "inception_v3"})
+
+MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+
+
+def _check_name(name: str) -> None:
+  if name not in _FACTORIES:
+    raise ValueError(f"unknown model {name!r}; valid names are "
+                     f"{', '.join(MODEL_NAMES)}.")
+
+
+def create(name: str, num_classes: int = 10, **kwargs: Any) -> nn.Module:
+  """Builds the model called ``name`` in Table 1 / Table 2.
+
+  Args:
+    name: One of ``MODEL_NAMES``.
+    num_classes: Number of output logits (10 for CIFAR-10, 1000 for ImageNet).
+    **kwargs: Further attributes of the module, e.g. ``dropout_rate``,
+      ``dtype``, ``aux_logits`` (Inception V3), ``bn_momentum``.
+
+  Returns:
+    An unbound Flax Linen module.
+
+  Raises:
+    ValueError: if ``name`` is not a known model.
+  """
+  _check_name(name)
+  return _FACTORIES[name](num_classes=num_classes, **kwargs)
+
+
+def uses_batch_norm(name: str) -> bool:
+  """Whether the named model has BatchNorm (and so a ``batch_stats`` state)."""
+  _check_name(name)
+  return name in _BATCH_NORM
+
+
+def init(model: nn.Module, key: jax.Array,
+         input_shape: Sequence[int]) -> dict[str, Any]:
+  """Initial variables of ``model`` for inputs of shape ``(H, W, C)``.
+
+  Runs ``model.init`` in eval mode on a float32 zero batch of one example, so
+  no dropout rng is needed. Wrap in ``jax.eval_shape`` for shapes only.
+
+  Args:
+    model: A module from :func:`create`.
+    key: PRNG key for the ``params`` initializers.
+    input_shape: Shape of one example, e.g. ``(28, 28, 3)``.
+
+  Returns:
+    The variables dict: ``params`` and, for BatchNorm models, ``batch_stats``.
+  """
+  x = jnp.zeros((1, *input_shape), jnp.float32)
+  return dict(model.init({"params": key}, x, train=False))
+
+
+def count_params(params: Any) -> int:
+  """Total number of entries in a pytree of parameter arrays (or shapes).
+
+  Pass ``variables["params"]``; a full variables dict is reduced to its
+  ``params`` collection so that BatchNorm statistics are never counted.
+  """
+  if isinstance(params, dict) and "params" in params:
+    params = params["params"]
+  leaves = jax.tree_util.tree_leaves(params)
+  return sum(math.prod(leaf.shape) for leaf in leaves)
+
+
+__all__ = [
+    "AlexNet",
+    "InceptionV3",
+    "MLP",
+    "MODEL_NAMES",
+    "SmallInception",
+    "count_params",
+    "create",
+    "init",
+    "local_response_normalization",
+    "uses_batch_norm",
+]
