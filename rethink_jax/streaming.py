@@ -28,8 +28,8 @@ import numpy as np
 
 from rethink_jax.dataset import DataError
 
-LABEL_RANDOMIZATIONS = ("true_labels", "partially_corrupted_labels",
-                        "random_labels")
+STREAMABLE_RANDOMIZATIONS = ("true_labels", "partially_corrupted_labels",
+                             "random_labels")
 EVAL_CENTRAL_FRACTION = 0.875
 
 
@@ -192,10 +192,10 @@ class StreamingDataset:
       A new StreamingDataset whose :meth:`labels` and :meth:`batch` give the
       randomized labels.
     """
-    if name not in LABEL_RANDOMIZATIONS:
+    if name not in STREAMABLE_RANDOMIZATIONS:
       raise DataError(
           f"randomization {name!r} is not available for streamed data; use "
-          f"one of {LABEL_RANDOMIZATIONS} (pixel randomizations need the "
+          f"one of {STREAMABLE_RANDOMIZATIONS} (pixel randomizations need the "
           f"in-memory path, rethink_jax.data.load).")
     if name == "partially_corrupted_labels":
       if p is None:
@@ -219,8 +219,6 @@ class StreamingDataset:
       return None
     if self._manifest is None:
       from rethink_jax import corruption  # pylint: disable=g-import-not-at-top
-      import jax  # pylint: disable=g-import-not-at-top
-      import rethink_jax  # pylint: disable=g-import-not-at-top
       true = self.all_true_labels()
       labels = self.labels(np.arange(self.num_examples))
       changed = int(np.sum(labels != true))
@@ -228,10 +226,13 @@ class StreamingDataset:
           **self._randomization,
           "dataset": self.name, "split": self.split,
           "num_examples": self.num_examples,
-          "num_changed": changed,
-          "fraction_changed": changed / max(1, self.num_examples),
+          "num_classes": self.num_classes,
+          "labels_corrupted": self._randomization["randomization"] !=
+                              "true_labels",
+          "num_changed_labels": changed,
+          "changed_label_fraction": changed / max(1, self.num_examples),
           "labels_sha256": corruption.sha256(labels.astype(np.int32)),
-          "rethink_jax": rethink_jax.__version__, "jax": jax.__version__,
+          **corruption.environment_manifest(),
       }
     return self._manifest
 

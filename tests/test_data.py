@@ -258,3 +258,25 @@ def test_corrupt_idx_payload_is_rejected(tmp_path):
     sources.read_idx(path)
   with pytest.raises(DataError, match="sha256"):
     sources.read_idx(path, expected_sha256="0" * 64)
+
+
+def test_streamed_label_randomization_equals_in_memory(imagenette_train):
+  """Example i gets the same random label streamed or in memory."""
+  from rethink_jax import corruption
+  stream = imagenette_train.with_randomization("partially_corrupted_labels",
+                                               seed=7, p=0.6)
+  indices = np.array([5, 9000, 17, 4242, 0])
+  expected, _ = corruption.corrupt_labels(
+      corruption.train_label_key(7), stream.all_true_labels(), 0.6, 10)
+  np.testing.assert_array_equal(stream.labels(indices), expected[indices])
+  batch = stream.batch(indices, epoch=2, train=False)
+  np.testing.assert_array_equal(batch["labels"], expected[indices])
+  manifest = stream.manifest
+  assert manifest["num_changed_labels"] == int(
+      (expected != stream.all_true_labels()).sum())
+  assert 0.6 * 0.9 - 0.03 < manifest["changed_label_fraction"] < 0.6 * 0.9 + 0.03
+  assert manifest["labels_sha256"] == corruption.sha256(expected)
+  with pytest.raises(DataError, match="in-memory path"):
+    imagenette_train.with_randomization("gaussian", seed=0)
+  with pytest.raises(DataError, match="needs p"):
+    imagenette_train.with_randomization("partially_corrupted_labels", seed=0)
