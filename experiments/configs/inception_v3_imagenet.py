@@ -1,0 +1,35 @@
+r"""Inception V3 on ImageNet (ILSVRC 2012): Table 2 and Figure 2a.
+
+One row per variant (the text after the colon, a comma-separated subset of
+``data_aug``, ``dropout``, ``weight_decay``, ``random_labels``); the paper's
+(top-1 train, top-5 train, top-1 test, top-5 test) for it is
+``rethink_jax.config.table2_paper_row(config)``, i.e. an entry of
+``rethink_jax.paper.TABLE2`` (best test top-1 during training, the early
+stopping column, in ``paper.TABLE2_EARLY_STOPPING_TOP1``):
+
+  python -m rethink_jax.train --workdir=/tmp/inception_v3 \
+      --config=experiments/configs/inception_v3_imagenet.py:data_aug,dropout,weight_decay
+  --config=experiments/configs/inception_v3_imagenet.py:data_aug
+  --config=experiments/configs/inception_v3_imagenet.py:weight_decay
+  --config=experiments/configs/inception_v3_imagenet.py
+  --config=experiments/configs/inception_v3_imagenet.py:dropout,weight_decay,random_labels
+  --config=experiments/configs/inception_v3_imagenet.py:weight_decay,random_labels
+  --config=experiments/configs/inception_v3_imagenet.py:random_labels
+
+ImageNet must already be prepared in the tfds data_dir (a manual download;
+``--config.data_dir=...``). On several hosts add
+``--config.distributed=True``. The paper does not state its ImageNet
+optimizer, batch size or training length; the values here (SGD with momentum,
+learning rate ``config.INCEPTION_V3_LEARNING_RATE`` decayed by
+``config.INCEPTION_V3_LR_DECAY_PER_EPOCH`` per epoch, batch 128, 100 epochs,
+dropout and weight decay of TF-slim) are ours, see rethink_jax/config.py.
+Training accuracy is evaluated on a fixed 50,000-image training subset.
+
+Expected runtime: not measured (no ImageNet and no GPU were available here).
+"""
+
+from rethink_jax import config as config_lib
+
+
+def get_config(row: str = ""):
+  return config_lib.table2_config("imagenet2012", row)

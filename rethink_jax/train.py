@@ -1,0 +1,487 @@
+"""Training and evaluation with the paper's protocol (Section 3), and its CLI.
+
+:func:`train_and_evaluate` trains one model on one (possibly randomized,
+Section 2.1) data set with SGD, momentum 0.9 and a learning rate decayed by
+0.95 per epoch (paper-spec §3), evaluates the training set (labels as
+trained, corrupted and clean subsets, true labels) and the clean test set
+after every epoch, and writes ``metrics.jsonl``, Orbax checkpoints and
+``summary.json`` to its workdir. Running it again on the same workdir
+resumes from the latest checkpoint and ends bit-identical to an
+uninterrupted run.
+
+Command line::
+
+  python -m rethink_jax.train --config=experiments/configs/mlp_1x512.py \\
+      --workdir=/tmp/mlp --config.num_epochs=3
+
+Multi-host (e.g. TPU pods, several GPU hosts): run the same command on every
+host with ``--config.distributed=True``; ``jax.distributed.initialize()``
+then finds the other processes from the cluster environment (SLURM, TPU
+metadata, or the ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` /
+``JAX_PROCESS_ID`` variables), and process 0 writes metrics and summary.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import os
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import optax
+
+from rethink_jax import checkpoint
+from rethink_jax import config as config_lib
+from rethink_jax import inputs
+from rethink_jax import metrics
+from rethink_jax import models
+from rethink_jax import preprocessing
+from rethink_jax import steps
+from rethink_jax import train_state
+from rethink_jax.dataset import ArrayDataset
+
+P = jax.sharding.PartitionSpec
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The training loss became NaN or infinite; the bad state was not saved."""
+
+
+def data_mesh() -> jax.sharding.Mesh:
+  """The one-axis ``("data",)`` mesh over every device of every process.
+
+  The axis is ``Auto``, so XLA propagates the batch sharding through the
+  model and inserts the gradient all-reduce itself (big_vision's pattern).
+  """
+  return jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def _pipelines(config: ml_collections.ConfigDict, streamed: bool):
+  """Training and evaluation input pipelines (Appendix A / Appendix B)."""
+  if streamed:
+    return (lambda key, images: preprocessing.inception_scale(images),
+            preprocessing.inception_scale)
+
+  def train_pipeline(key, images):
+    return preprocessing.cifar_train(key, images,
+                                     random_crop_on=config.random_crop,
+                                     flip_and_rotate=config.flip_and_rotate)
+
+  return train_pipeline, preprocessing.cifar_eval
+
+
+def _model(config: ml_collections.ConfigDict, num_classes: int):
+  """The model, with the config's dropout rate and compute dtype."""
+  try:
+    return models.create(config.model, num_classes=num_classes,
+                         dropout_rate=config.dropout_rate,
+                         dtype=jnp.dtype(config.compute_dtype))
+  except TypeError as e:
+    raise config_lib.ConfigError(
+        f"config.dropout_rate / config.compute_dtype: model {config.model!r} "
+        f"does not take them ({e}); leave dropout_rate at 0.") from e
+
+
+def _check_data(config: ml_collections.ConfigDict, train: Any,
+                train_size: int) -> None:
+  if train_size < config.batch_size:
+    raise config_lib.ConfigError(
+        f"config.batch_size: {config.batch_size} is larger than the "
+        f"{train_size} training examples, so an epoch would have no step; "
+        f"use a batch size of at most {train_size}.")
+  if isinstance(train, ArrayDataset) and config.random_crop:
+    h, w = train.image_shape[:2]
+    if min(h, w) <= preprocessing.CIFAR_CROP:
+      raise config_lib.ConfigError(
+          f"config.random_crop: the images are {h}x{w}, no larger than the "
+          f"{preprocessing.CIFAR_CROP}x{preprocessing.CIFAR_CROP} crop, so a "
+          f"random crop would do nothing; set random_crop=False.")
+
+
+def _check_resume(config: ml_collections.ConfigDict,
+                  saved: dict[str, Any], directory: str) -> None:
+  current = config.to_dict()
+  changed = sorted(k for k in current
+                   if k not in config_lib.RESUMABLE_FIELDS
+                   and saved.get(k) != current[k])
+  if changed:
+    diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}"
+                      for k in changed)
+    raise config_lib.ConfigError(
+        f"config fields {changed} differ from the run checkpointed in "
+        f"{directory} ({diffs}); use a new workdir, or only change "
+        f"{sorted(config_lib.RESUMABLE_FIELDS)} when resuming.")
+
+
+def _stop_reason(config: ml_collections.ConfigDict,
+                 book: dict[str, Any]) -> str | None:
+  """Why the run stops after ``book["epoch"]`` epochs, or None to go on."""
+  if config.stop_when_fitted and book["steps_to_fit"] is not None:
+    return "fitted"
+  if (config.early_stopping_patience and book["best_epoch"] is not None and
+      book["epoch"] - book["best_epoch"] >= config.early_stopping_patience):
+    return "early_stopping"
+  if book["epoch"] >= config.num_epochs:
+    return "num_epochs"
+  return None
+
+
+def _initial_or_restored(config, model, tx, init_key, input_shape, sharding,
+                         checkpoints):
+  """A fresh state and bookkeeping, or those of the latest checkpoint."""
+  latest = checkpoints.latest_epoch()
+  if latest is None:
+    state = train_state.initialize(model, tx, init_key, input_shape, sharding)
+    book = dict(epoch=0, best_test_accuracy=None, best_epoch=None,
+                steps_to_fit=None, fitted_epoch=None, elapsed_s=0.0,
+                config=config.to_dict())
+    return state, book
+  like = jax.eval_shape(functools.partial(
+      train_state.create, model, tx, input_shape=input_shape), init_key)
+  state, book = checkpoints.restore(latest, like, sharding)
+  _check_resume(config, book["config"], checkpoints.directory)
+  book["config"] = config.to_dict()
+  return state, book
+
+
+def _update_book(config: ml_collections.ConfigDict, book: dict[str, Any],
+                 record: dict[str, Any]) -> None:
+  """Epoch count, best test accuracy (Figure 2) and steps_to_fit (Fig. 1b).
+
+  ``steps_to_fit`` is the step count at the end of the first epoch whose
+  evaluation pass reaches ``config.fit_threshold`` training accuracy on the
+  labels as trained; it is only checked at epoch ends.
+  """
+  book["epoch"] = record["epoch"]
+  if (book["best_test_accuracy"] is None or
+      record["test_accuracy"] > book["best_test_accuracy"]):
+    book["best_test_accuracy"] = record["test_accuracy"]
+    book["best_epoch"] = record["epoch"]
+  if (book["steps_to_fit"] is None and
+      record["train_accuracy"] >= config.fit_threshold):
+    book["steps_to_fit"] = record["step"]
+    book["fitted_epoch"] = record["epoch"]
+
+
+def _versions() -> dict[str, str]:
+  return {name: importlib.metadata.version(name) for name in
+          ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")}
+
+
+class _Loop:
+  """The compiled functions, data and keys of one run, and its epoch loop."""
+
+  def __init__(self, config, fns, schedule, mesh, train, test, train_ids,
+               test_ids, steps_per_epoch, keys, checkpoints):
+    self.config = config
+    self.fns = fns
+    self.schedule = schedule
+    self.replicated = jax.sharding.NamedSharding(mesh, P())
+    batch_sharding = jax.sharding.NamedSharding(mesh, P("data"))
+    self.streamed = inputs.is_streamed(train)
+    self.steps_per_epoch = steps_per_epoch
+    self.shuffle_key, self.step_key = keys
+    self.checkpoints = checkpoints
+    self.compile_time = 0.0
+    self._compiled = {}
+    self._param_norm = jax.jit(optax.tree.norm)
+    eval_index = inputs.train_eval_indices(config, train_ids.shape[0])
+    if self.streamed:
+      self.train_feed = inputs.StreamFeed(train, train_ids, batch_sharding,
+                                          config.seed)
+      self.test_feed = inputs.StreamFeed(test, test_ids, batch_sharding,
+                                         config.seed)
+      self.train_eval_index = eval_index
+      self.test_index = np.arange(test_ids.shape[0])
+    else:
+      self.train_data = inputs.to_device(train, train_ids, self.replicated)
+      self.test_data = inputs.to_device(test, test_ids, self.replicated)
+      self.train_eval_data = (
+          self.train_data if eval_index.shape[0] == train_ids.shape[0] else
+          inputs.to_device(train, eval_index, self.replicated))
+    self.bar = None
+    self._reported_steps = 0
+
+  def _put(self, value) -> jax.Array:
+    return jax.device_put(value, self.replicated)
+
+  def _compiled_fn(self, name, *args, **static):
+    """AOT-compiles a function once per static setting (timed apart)."""
+    key = (name, tuple(sorted(static.items())))
+    if key not in self._compiled:
+      start = time.perf_counter()
+      self._compiled[key] = self.fns[name].lower(*args, **static).compile()
+      self.compile_time += time.perf_counter() - start
+    return self._compiled[key]
+
+  def _check(self, sums, epoch: int) -> None:
+    """Reads running sums: raises on a non-finite loss, updates the bar."""
+    host = jax.device_get(sums)
+    bad_step = int(host["first_nonfinite_step"])
+    if bad_step >= 0:
+      last = self.checkpoints.latest_epoch()
+      kept = (f"the last good checkpoint (after epoch {last}) in "
+              f"{self.checkpoints.directory} is kept" if last is not None
+              else "no checkpoint had been saved yet")
+      raise NonFiniteLossError(
+          f"training loss became NaN or infinite at step {bad_step} (epoch "
+          f"{epoch + 1}, learning rate {float(self.schedule(bad_step)):.6g});"
+          f" the run stopped without saving this state and {kept}. Lower "
+          f"config.learning_rate or check the input data.")
+    done = int(host["steps"])
+    self.bar.update(done - self._reported_steps)
+    self._reported_steps = done
+    if done:
+      self.bar.set_postfix(loss=f"{float(host['loss']) / done:.4f}",
+                           epoch=epoch + 1, refresh=False)
+
+  def train_epoch(self, state, epoch: int):
+    """Runs one epoch of SGD steps; returns the state and running sums.
+
+    The running sums of a call are read (which waits for it) only after the
+    next call has been dispatched, so the device never idles on the host.
+    """
+    self._reported_steps = 0
+    if self.streamed:
+      chunk = self.config.steps_per_call or self.steps_per_epoch
+      run = self._streamed_steps
+    else:
+      chunk = steps.steps_per_call(
+          self.config.steps_per_call, self.steps_per_epoch,
+          convolutional=steps.has_convolutions(state.params))
+      run = self._resident_steps
+    pending = None
+    calls = run(state, self._put(steps.running_sums()), epoch, chunk)
+    try:
+      for state, sums in calls:
+        if pending is not None:
+          self._check(pending, epoch)
+        pending = sums
+    finally:
+      calls.close()
+    self._check(pending, epoch)
+    return state, pending
+
+  def _resident_steps(self, state, sums, epoch: int, chunk: int):
+    """Yields (state, sums) after each compiled call of ``chunk`` steps."""
+    data = self.train_data
+    # The data are on the device: the host only dispatches, so an implicit
+    # host-to-device copy here would be a bug (explicit puts are allowed).
+    with jax.transfer_guard_host_to_device("disallow"):
+      order = self.fns["epoch_order"](self.shuffle_key,
+                                      self._put(np.int32(epoch)),
+                                      num_examples=data.labels.shape[0])
+      for first in range(0, self.steps_per_epoch, chunk):
+        args = (state, sums, data.images, data.labels, order, self.step_key,
+                self._put(np.int32(first)))
+        fn = self._compiled_fn("resident_epoch", *args, num_steps=min(
+            chunk, self.steps_per_epoch - first))
+        state, sums = fn(*args)
+        yield state, sums
+
+  def _streamed_steps(self, state, sums, epoch: int, chunk: int):
+    """Yields (state, sums) every ``chunk`` host-fed steps and at the end."""
+    order = np.asarray(self.fns["epoch_order"](
+        self.shuffle_key, self._put(np.int32(epoch)),
+        num_examples=self.train_feed.ids.shape[0]))
+    batches = self.train_feed.train_batches(
+        order, epoch=epoch, num_batches=self.steps_per_epoch,
+        batch_size=self.config.batch_size, augment=self.config.random_crop)
+    for b, (images, labels) in enumerate(batches):
+      args = (state, sums, images, labels, self.step_key)
+      state, sums = self._compiled_fn("train_step", *args)(*args)
+      if (b + 1) % chunk == 0 or b + 1 == self.steps_per_epoch:
+        yield state, sums
+
+  def evaluate(self, state) -> dict[str, Any]:
+    """Training-set (labels as trained) and clean test-set metrics."""
+    result = {}
+    for prefix in ("train", "test"):
+      if self.streamed:
+        feed = self.train_feed if prefix == "train" else self.test_feed
+        index = self.train_eval_index if prefix == "train" else self.test_index
+        sums = self._put(steps.eval_sums())
+        for batch in feed.eval_batches(index, self.config.eval_batch_size):
+          sums = self.fns["eval_batch"](state, sums, *batch)
+      else:
+        data = self.train_eval_data if prefix == "train" else self.test_data
+        sums = self.fns["resident_eval"](state, data.images, data.labels,
+                                         data.true_labels)
+      result.update(metrics.from_eval_sums(jax.device_get(sums), prefix))
+    result["param_norm"] = float(self._param_norm(state.params))
+    return result
+
+  def close(self) -> None:
+    if self.streamed:
+      self.train_feed.close()
+      self.test_feed.close()
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       train: ArrayDataset | None = None,
+                       test: ArrayDataset | None = None) -> dict[str, Any]:
+  """Trains and evaluates one model as in Section 3 of the paper.
+
+  Args:
+    config: a config built from :func:`rethink_jax.config.base_config`.
+    workdir: where ``metrics.jsonl``, ``checkpoints/`` and ``summary.json``
+      go. If it holds checkpoints of the same run, training resumes from the
+      latest one.
+    train: optional training set replacing ``config.dataset`` (which must
+      then be ``"arrays"`` or the data set's own name). It is randomized with
+      ``config.randomization`` and ``config.data_seed`` unless it already
+      carries a corruption manifest.
+    test: the matching test set (with ``train``).
+
+  Returns:
+    The summary (also written to ``workdir/summary.json``): the config, the
+    data, the corruption manifest, parameter count, devices, the last
+    epoch's metrics, ``steps_to_fit``, the best test accuracy and its epoch,
+    why the run stopped, times and library versions.
+
+  Raises:
+    config_lib.ConfigError: an invalid config, or one that differs from the
+      checkpointed run in a field that cannot change on resume.
+    NonFiniteLossError: the training loss became NaN or infinite; the
+      message names the step and learning rate, and the last good
+      checkpoint is kept.
+  """
+  start = time.perf_counter()
+  if config.distributed and not jax.distributed.is_initialized():
+    jax.distributed.initialize()
+  config_lib.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  writer = jax.process_index() == 0
+  mesh = data_mesh()
+  replicated = jax.sharding.NamedSharding(mesh, P())
+
+  train, test, train_ids, test_ids = inputs.load(config, train, test)
+  streamed = inputs.is_streamed(train)
+  train_size = int(train_ids.shape[0])
+  _check_data(config, train, train_size)
+  steps_per_epoch = train_size // config.batch_size  # Drops the remainder.
+
+  model = _model(config, train.num_classes)
+  schedule = train_state.learning_rate_schedule(
+      config_lib.learning_rate(config), config.lr_decay_factor,
+      steps_per_epoch, config.lr_decay_staircase)
+  tx = train_state.optimizer(schedule, config.momentum, config.weight_decay)
+  train_pipeline, eval_pipeline = _pipelines(config, streamed)
+  fns = steps.compile_fns(model, tx, train_preprocess=train_pipeline,
+                          eval_preprocess=eval_pipeline,
+                          batch_size=config.batch_size,
+                          eval_batch_size=config.eval_batch_size, mesh=mesh)
+
+  if streamed:
+    input_shape = (config.image_size, config.image_size, 3)
+  else:
+    input_shape = jax.eval_shape(
+        eval_pipeline, jax.ShapeDtypeStruct((1, *train.image_shape),
+                                            train.images.dtype)).shape[1:]
+  init_key, shuffle_key, step_key = jax.random.split(
+      jax.random.key(config.seed), 3)
+
+  checkpoints = checkpoint.Checkpoints(workdir, config.checkpoints_to_keep)
+  state, book = _initial_or_restored(config, model, tx, init_key, input_shape,
+                                     replicated, checkpoints)
+  elapsed_before = book["elapsed_s"]
+  log = metrics.MetricsLog(workdir, completed_epochs=book["epoch"],
+                           writer=writer)
+
+  loop = _Loop(config, fns, schedule, mesh, train, test, train_ids, test_ids,
+               steps_per_epoch, (shuffle_key, step_key), checkpoints)
+  loop.bar = metrics.progress_bar(
+      config.progress, total=config.num_epochs * steps_per_epoch,
+      initial=min(book["epoch"], config.num_epochs) * steps_per_epoch)
+  try:
+    while _stop_reason(config, book) is None:
+      epoch = book["epoch"]
+      epoch_start = time.perf_counter()
+      compile_before = loop.compile_time
+      state, sums = loop.train_epoch(state, epoch)
+      train_time = (time.perf_counter() - epoch_start
+                    - (loop.compile_time - compile_before))
+      eval_start = time.perf_counter()
+      record = dict(epoch=epoch + 1, step=int(state.step),
+                    learning_rate=float(schedule(int(state.step) - 1)))
+      record.update(metrics.from_running_sums(jax.device_get(sums)))
+      record.update(loop.evaluate(state))
+      _update_book(config, book, record)
+      book["elapsed_s"] = elapsed_before + time.perf_counter() - start
+      record.update(
+          cumulative_best_test_accuracy=book["best_test_accuracy"],
+          steps_to_fit=book["steps_to_fit"],
+          images_per_second=steps_per_epoch * config.batch_size / train_time,
+          train_time_s=train_time,
+          eval_time_s=time.perf_counter() - eval_start,
+          wall_time_s=book["elapsed_s"])
+      log.write(record)
+      if (book["epoch"] % config.checkpoint_every_epochs == 0 or
+          _stop_reason(config, book) is not None):
+        checkpoints.save(book["epoch"], state, book)
+  finally:
+    loop.bar.close()
+    loop.close()
+    checkpoints.close()
+
+  total = elapsed_before + time.perf_counter() - start
+  summary = dict(
+      config=config.to_dict(),
+      learning_rate=config_lib.learning_rate(config),
+      data=dict(inputs.describe(train, test, train_ids, test_ids),
+                image_shape=list(input_shape),
+                steps_per_epoch=steps_per_epoch,
+                dropped_per_epoch=train_size - steps_per_epoch
+                * config.batch_size),
+      corruption=train.manifest,
+      param_count=models.count_params(state.params),
+      devices=dict(count=jax.device_count(),
+                   kind=jax.devices()[0].device_kind,
+                   platform=jax.devices()[0].platform,
+                   processes=jax.process_count()),
+      final=log.records[-1] if log.records else None,
+      epochs_completed=book["epoch"],
+      stopped=_stop_reason(config, book),
+      steps_to_fit=book["steps_to_fit"],
+      fitted_epoch=book["fitted_epoch"],
+      best_test_accuracy=book["best_test_accuracy"],
+      best_epoch=book["best_epoch"],
+      compile_time_s=loop.compile_time,
+      total_time_s=total,
+      versions=_versions())
+  if writer:
+    metrics.write_json(os.path.join(workdir, "summary.json"), summary)
+  return metrics.json_safe(summary)
+
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Training config file (experiments/configs/*.py).",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for metrics, checkpoints and the summary; "
+    "an existing run there is resumed.")
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  print(json.dumps(dict(final=summary["final"],
+                        steps_to_fit=summary["steps_to_fit"],
+                        best_test_accuracy=summary["best_test_accuracy"],
+                        stopped=summary["stopped"]), indent=2))
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)

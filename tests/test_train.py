@@ -1,0 +1,469 @@
+"""Tests of the training loop (paper Section 3 protocol) on small data.
+
+Synthetic data sets go through exactly the library pipeline
+(``dataset.from_arrays``); the real-data tests use the shared CIFAR-10 and
+Imagenette fixtures of conftest.py.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import jax
+from jax.experimental.compilation_cache import compilation_cache
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from rethink_jax import config as config_lib
+from rethink_jax import paper
+from rethink_jax import train
+from rethink_jax.dataset import from_arrays
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMING_FIELDS = ("images_per_second", "train_time_s", "eval_time_s",
+                 "wall_time_s")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def persistent_compilation_cache(tmp_path_factory):
+  """A persistent compilation cache for this module's tests only.
+
+  Several tests run the same training program more than once (resume,
+  repeated small runs); the cache compiles it once. Restored afterwards.
+  """
+  names = ("jax_compilation_cache_dir",
+           "jax_persistent_cache_min_compile_time_secs")
+  old = {name: getattr(jax.config, name) for name in names}
+  jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
+  jax.config.update(names[1], 0)
+  compilation_cache.reset_cache()
+  yield
+  for name, value in old.items():
+    jax.config.update(name, value)
+  compilation_cache.reset_cache()
+
+
+def synthetic(n, seed=0, shape=(32, 32, 3), num_classes=10, split="train"):
+  rng = np.random.default_rng(seed)
+  return from_arrays(rng.integers(0, 256, (n, *shape), dtype=np.uint8),
+                     rng.integers(0, num_classes, n), num_classes,
+                     split=split)
+
+
+def make_config(**changes):
+  c = config_lib.base_config()
+  c.model = "mlp_1x512"
+  c.dataset = "arrays"
+  c.num_epochs = 1
+  c.batch_size = 16
+  c.eval_batch_size = 32
+  c.progress = "off"
+  for k, v in changes.items():
+    c[k] = v
+  c.lock()
+  return c
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def final_state(workdir):
+  """The latest checkpointed train state, as a dict of numpy arrays."""
+  with ocp.CheckpointManager(os.path.join(workdir, "checkpoints")) as m:
+    restored = m.restore(m.latest_step(), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))
+  return restored.state
+
+
+def assert_trees_equal(a, b):
+  leaves_a, tree_a = jax.tree_util.tree_flatten(a)
+  leaves_b, tree_b = jax.tree_util.tree_flatten(b)
+  assert tree_a == tree_b
+  for x, y in zip(leaves_a, leaves_b):
+    assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("model", sorted(paper.PARAM_COUNTS))
+def test_one_step_of_every_cifar_model(model, tmp_path):
+  # Train and test sets of one shape, so one evaluation program serves both.
+  config = make_config(model=model, batch_size=8, eval_batch_size=8)
+  summary = train.train_and_evaluate(config, str(tmp_path),
+                                     synthetic(8, 0), synthetic(8, 1))
+  assert summary["param_count"] == paper.PARAM_COUNTS[model]
+  final = summary["final"]
+  assert final["step"] == 1 and final["epoch"] == 1
+  assert np.isfinite(final["train_loss"]) and np.isfinite(final["test_loss"])
+  assert final["train_examples"] == 8 and final["test_examples"] == 8
+  assert summary["learning_rate"] == paper.INITIAL_LEARNING_RATE[model]
+
+
+def test_metrics_corrupted_and_clean_subsets_and_steps_to_fit(tmp_path):
+  config = make_config(randomization="partially_corrupted_labels",
+                       corruption_probability=0.5, learning_rate=0.05,
+                       num_epochs=40, stop_when_fitted=True, data_seed=3)
+  train_set, test_set = synthetic(64, 0), synthetic(40, 1, split="test")
+  summary = train.train_and_evaluate(config, str(tmp_path), train_set,
+                                     test_set)
+  records = read_metrics(tmp_path)
+  assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
+  last = records[-1]
+  # Stopped at the first epoch whose evaluation fits the labels as trained.
+  assert summary["stopped"] == "fitted"
+  assert last["train_accuracy"] == 1.0
+  assert all(r["train_accuracy"] < 1.0 for r in records[:-1])
+  assert summary["steps_to_fit"] == last["step"] == 4 * len(records)
+  assert [r["steps_to_fit"] for r in records[:-1]] == [None] * (
+      len(records) - 1)
+  # Corrupted and clean subsets, by the labels != true_labels mask.
+  manifest = summary["corruption"]
+  assert manifest["randomization"] == "partially_corrupted_labels"
+  corrupted = last["corrupted_examples"]
+  assert corrupted == manifest["num_changed_labels"]
+  assert 0 < corrupted < 64
+  assert last["corrupted_accuracy"] == 1.0 and last["clean_accuracy"] == 1.0
+  assert last["train_true_label_accuracy"] == pytest.approx(
+      (64 - corrupted) / 64)
+  for r in records:
+    total = (r["corrupted_accuracy"] * corrupted
+             + r["clean_accuracy"] * (64 - corrupted))
+    assert total == pytest.approx(r["train_accuracy"] * 64)
+    # Learning rate of the epoch: staircase decay by 0.95 per epoch.
+    assert r["learning_rate"] == pytest.approx(0.05 * 0.95**(r["epoch"] - 1))
+    assert r["test_examples"] == 40 and r["train_examples"] == 64
+    for key in ("train_loss", "train_loss_running", "test_loss",
+                "test_accuracy", "grad_norm", "param_norm",
+                "images_per_second", "wall_time_s"):
+      assert r[key] is not None and np.isfinite(r[key]), key
+  best = np.maximum.accumulate([r["test_accuracy"] for r in records])
+  assert [r["cumulative_best_test_accuracy"] for r in records] == list(best)
+  assert summary["best_test_accuracy"] == best[-1]
+  assert summary["data"]["dropped_per_epoch"] == 0
+  assert summary["devices"]["count"] == jax.device_count()
+  assert set(summary["versions"]) >= {"jax", "flax", "optax"}
+  with open(tmp_path / "summary.json") as f:
+    assert json.load(f) == summary
+
+
+def test_clean_labels_have_no_corrupted_subset(tmp_path):
+  config = make_config()
+  summary = train.train_and_evaluate(config, str(tmp_path), synthetic(20),
+                                     synthetic(8, 1))
+  final = summary["final"]
+  assert final["corrupted_examples"] == 0
+  assert final["corrupted_accuracy"] is None
+  assert final["clean_accuracy"] == final["train_accuracy"]
+  assert summary["corruption"] is None
+  # 20 examples, batch 16: one step, the last 4 examples dropped.
+  assert final["step"] == 1 and summary["data"]["dropped_per_epoch"] == 4
+  assert final["train_examples"] == 20
+
+
+def test_training_labels_are_randomized_once_and_test_labels_stay_clean():
+  from rethink_jax import inputs  # pylint: disable=g-import-not-at-top
+  config = make_config(randomization="random_labels", data_seed=7,
+                       train_examples=100, test_examples=50)
+  train_set, test_set = synthetic(200), synthetic(80, 1, split="test")
+  a_train, a_test, _, _ = inputs.load(config, train_set, test_set)
+  b_train, _, _, _ = inputs.load(config, train_set, test_set)
+  assert len(a_train) == 100 and len(a_test) == 50
+  np.testing.assert_array_equal(a_test.labels, a_test.true_labels)
+  np.testing.assert_array_equal(a_train.labels, b_train.labels)  # Fixed draw.
+  assert np.mean(a_train.labels != a_train.true_labels) > 0.7
+  # Data sets that carry a manifest are used as they are, if they agree.
+  c_train, _, _, _ = inputs.load(config, a_train, a_test)
+  np.testing.assert_array_equal(c_train.labels, a_train.labels)
+  with pytest.raises(config_lib.ConfigError, match="config.randomization"):
+    inputs.load(make_config(randomization="shuffled_pixels"), a_train, a_test)
+
+
+def test_early_stopping_reports_the_best_epoch(tmp_path):
+  config = make_config(num_epochs=30, early_stopping_patience=2,
+                       learning_rate=0.05)
+  summary = train.train_and_evaluate(config, str(tmp_path), synthetic(32),
+                                     synthetic(32, 1))
+  records = read_metrics(tmp_path)
+  best_epoch = summary["best_epoch"]
+  assert summary["stopped"] == "early_stopping"
+  assert len(records) == best_epoch + 2
+  assert summary["best_test_accuracy"] == max(
+      r["test_accuracy"] for r in records)
+  assert records[best_epoch - 1]["test_accuracy"] == summary[
+      "best_test_accuracy"]
+
+
+def test_resume_is_bit_identical_and_never_duplicates_epochs(tmp_path):
+  # Augmentation and dropout on, two calls per epoch, so every source of
+  # randomness must be a function of the step.
+  config = dict(num_epochs=3, steps_per_call=2, random_crop=True,
+                dropout_rate=0.2,
+                randomization="random_labels", checkpoint_every_epochs=1)
+  data = (synthetic(64), synthetic(16, 1))
+  straight, stopped = str(tmp_path / "straight"), str(tmp_path / "stopped")
+  train.train_and_evaluate(make_config(**config), straight, *data)
+  first = train.train_and_evaluate(
+      make_config(**{**config, "num_epochs": 1}), stopped, *data)
+  assert first["epochs_completed"] == 1
+  summary = train.train_and_evaluate(make_config(**config), stopped, *data)
+  assert summary["epochs_completed"] == 3
+  assert_trees_equal(final_state(straight), final_state(stopped))
+
+  def without_timing(records):
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS}
+            for r in records]
+
+  assert without_timing(read_metrics(stopped)) == without_timing(
+      read_metrics(straight))
+
+  # A run killed after writing epoch 3's metrics but before saving its
+  # checkpoint resumes from epoch 2 and rewrites epoch 3 once.
+  shutil.rmtree(os.path.join(stopped, "checkpoints", "3"))
+  train.train_and_evaluate(make_config(**config), stopped, *data)
+  assert [r["epoch"] for r in read_metrics(stopped)] == [1, 2, 3]
+  assert_trees_equal(final_state(straight), final_state(stopped))
+
+  # Resuming with a different protocol is an error naming the field.
+  with pytest.raises(config_lib.ConfigError, match="learning_rate"):
+    train.train_and_evaluate(
+        make_config(**{**config, "learning_rate": 0.5}), stopped, *data)
+
+
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = make_config(num_epochs=1)
+  good, test_set = synthetic(64), synthetic(16, 1)
+  train.train_and_evaluate(config, str(tmp_path), good, test_set)
+  bad = good.replace(images=np.full(good.images.shape, np.inf, np.float32))
+  with pytest.raises(train.NonFiniteLossError) as e:
+    train.train_and_evaluate(make_config(num_epochs=2), str(tmp_path), bad,
+                             test_set)
+  message = str(e.value)
+  assert "step 4 " in message  # The first step of epoch 2 (4 steps/epoch).
+  assert f"learning rate {0.01 * 0.95:.6g}" in message
+  assert "after epoch 1" in message
+  assert ocp.CheckpointManager(
+      os.path.join(tmp_path, "checkpoints")).all_steps() == [1]
+  assert [r["epoch"] for r in read_metrics(tmp_path)] == [1]
+
+
+def test_huge_learning_rate_is_reported_with_step_and_rate(tmp_path):
+  config = make_config(learning_rate=1e12, num_epochs=3)
+  with pytest.raises(train.NonFiniteLossError, match=r"at step \d+ .*"
+                     r"learning rate 1e\+12"):
+    train.train_and_evaluate(config, str(tmp_path), synthetic(64),
+                             synthetic(16, 1))
+
+
+def test_data_errors_name_the_field(tmp_path):
+  with pytest.raises(config_lib.ConfigError, match="config.batch_size"):
+    train.train_and_evaluate(make_config(batch_size=32), str(tmp_path),
+                             synthetic(16), synthetic(16, 1))
+  with pytest.raises(config_lib.ConfigError, match="config.random_crop"):
+    train.train_and_evaluate(
+        make_config(random_crop=True), str(tmp_path),
+        synthetic(16, shape=(28, 28, 1)), synthetic(16, 1, shape=(28, 28, 1)))
+  with pytest.raises(config_lib.ConfigError, match="config.dataset"):
+    train.train_and_evaluate(make_config(dataset="cifar10"), str(tmp_path),
+                             synthetic(16), synthetic(16, 1))
+  with pytest.raises(config_lib.ConfigError, match="config.dataset"):
+    train.train_and_evaluate(make_config(), str(tmp_path))
+  with pytest.raises(config_lib.ConfigError, match="both train= and test="):
+    train.train_and_evaluate(make_config(), str(tmp_path), synthetic(16))
+
+
+def test_every_config_field_is_read_during_a_run(tmp_path, monkeypatch):
+  """Style pitfall 6, at run time: validation aside, every field is read."""
+
+  class Recorder:
+    """A config that records which fields the trainer reads."""
+
+    def __init__(self, config):
+      object.__setattr__(self, "config", config)
+      object.__setattr__(self, "read", set())
+
+    def __getattr__(self, name):
+      self.read.add(name)
+      return getattr(self.config, name)
+
+    def to_dict(self):
+      return self.config.to_dict()
+
+  validate = config_lib.validate
+  monkeypatch.setattr(config_lib, "validate",
+                      lambda c, device_count=None: validate(c.config))
+  recorder = Recorder(make_config(
+      randomization="partially_corrupted_labels",
+      corruption_probability=0.2, train_examples=24, test_examples=12))
+  train.train_and_evaluate(recorder, str(tmp_path), synthetic(32),
+                           synthetic(16, 1))
+  unread = set(config_lib.base_config()) - recorder.read
+  # Read only when the trainer loads a named data set (test_command_line and
+  # the Imagenette test cover that path); image_size is validated to be None
+  # for small data sets.
+  assert unread <= {"image_size", "data_dir"}, unread
+
+
+SUBPROCESS_RUN = textwrap.dedent("""
+    import functools
+    import sys
+    import flax.linen as nn
+    import jax
+    import numpy as np
+    import optax
+    import orbax.checkpoint as ocp
+    sys.path.insert(0, {repo!r})
+    from rethink_jax import config as config_lib, inputs, preprocessing
+    from rethink_jax import steps, train, train_state
+    from rethink_jax.dataset import from_arrays
+    assert jax.device_count() == {devices}, jax.devices()
+    workdir = {workdir!r}
+    rng = np.random.default_rng(0)
+    def data(n):
+      return from_arrays(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+                         rng.integers(0, 10, n), 10)
+    train_set, test_set = data(64), data(24)
+
+    # The whole loop on an MLP: two epochs of four steps, random crops.
+    c = config_lib.base_config()
+    c.model, c.dataset, c.num_epochs = "mlp_1x512", "arrays", 2
+    c.batch_size, c.eval_batch_size, c.progress = 16, 8, "off"
+    c.random_crop = True
+    c.lock()
+    train.train_and_evaluate(c, workdir + "/mlp", train_set, test_set)
+    with ocp.CheckpointManager(workdir + "/mlp/checkpoints") as m:
+      state = m.restore(m.latest_step(), args=ocp.args.Composite(
+          state=ocp.args.StandardRestore())).state
+    np.savez(workdir + "/mlp.npz",
+             *map(np.asarray, jax.tree_util.tree_leaves(state)))
+
+    # BatchNorm statistics over the global batch: a small BN network through
+    # the compiled scan, eight steps.
+    class SmallBatchNormNet(nn.Module):
+      @nn.compact
+      def __call__(self, x, train=False):
+        x = nn.Conv(16, (3, 3))(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+        x = nn.relu(x).mean((1, 2))
+        return nn.Dense(10)(x)
+
+    model = SmallBatchNormNet()
+    mesh = train.data_mesh()
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    tx = optax.sgd(0.1, momentum=0.9)
+    fns = steps.compile_fns(
+        model, tx, train_preprocess=functools.partial(
+            preprocessing.cifar_train, random_crop_on=True,
+            flip_and_rotate=False),
+        eval_preprocess=preprocessing.cifar_eval, batch_size=16,
+        eval_batch_size=8, mesh=mesh)
+    state = train_state.initialize(model, tx, jax.random.key(0), (28, 28, 3),
+                                   replicated)
+    device_data = inputs.to_device(train_set, np.arange(64), replicated)
+    sums = jax.device_put(steps.running_sums(), replicated)
+    shuffle_key, step_key = jax.random.split(jax.random.key(1))
+    for epoch in range(2):
+      order = fns["epoch_order"](shuffle_key,
+                                 jax.device_put(np.int32(epoch), replicated),
+                                 num_examples=64)
+      state, sums = fns["resident_epoch"](
+          state, sums, device_data.images, device_data.labels, order,
+          step_key, jax.device_put(np.int32(0), replicated), num_steps=4)
+    np.savez(workdir + "/batch_norm.npz",
+             *map(np.asarray, jax.tree_util.tree_leaves(state)))
+""")
+
+
+def run_with_devices(devices, workdir):
+  env = dict(os.environ, XLA_FLAGS=(
+      os.environ.get("XLA_FLAGS", "") +
+      f" --xla_force_host_platform_device_count={devices}"),
+             JAX_PLATFORMS="cpu")
+  script = SUBPROCESS_RUN.format(repo=REPO, devices=devices, workdir=workdir)
+  result = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_eight_devices_match_one_device(tmp_path):
+  """Data parallelism over a ("data",) mesh changes nothing but rounding."""
+  one, eight = str(tmp_path / "one"), str(tmp_path / "eight")
+  run_with_devices(1, one)
+  run_with_devices(8, eight)
+  for name in ("mlp", "batch_norm"):
+    a, b = np.load(f"{one}/{name}.npz"), np.load(f"{eight}/{name}.npz")
+    assert a.files == b.files
+    for leaf in a.files:
+      np.testing.assert_allclose(a[leaf], b[leaf], rtol=1e-4, atol=1e-5,
+                                 err_msg=f"{name} {leaf}")
+  assert read_metrics(f"{one}/mlp")[-1]["step"] == 8
+  with open(f"{eight}/mlp/summary.json") as f:
+    assert json.load(f)["devices"]["count"] == 8
+
+
+def test_command_line(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  command = [sys.executable, "-m", "rethink_jax.train",
+             "--config=experiments/configs/mlp_1x512.py:random_labels",
+             f"--workdir={tmp_path}", "--config.num_epochs=1",
+             "--config.train_examples=256", "--config.test_examples=128",
+             "--config.eval_batch_size=128"]
+  result = subprocess.run(command, env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(tmp_path / "summary.json") as f:
+    summary = json.load(f)
+  assert summary["config"]["randomization"] == "random_labels"
+  assert summary["data"]["name"] == "cifar10"
+  assert summary["data"]["train_examples"] == 256
+  assert summary["corruption"]["randomization"] == "random_labels"
+  misspelt = subprocess.run(command[:3] + [f"--workdir={tmp_path}/x",
+                                           "--config.num_epoch=3"],
+                            env=env, cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+  assert misspelt.returncode != 0
+  assert "num_epoch" in misspelt.stderr
+
+
+@pytest.mark.slow
+def test_fits_random_labels_of_real_cifar10(cifar10_train, cifar10_test,
+                                            tmp_path):
+  """Section 2.1 in miniature: random labels are fitted, test is at chance."""
+  config = make_config(randomization="random_labels", train_examples=256,
+                       test_examples=2000, batch_size=32,
+                       eval_batch_size=250, num_epochs=100,
+                       stop_when_fitted=True, dataset="cifar10")
+  summary = train.train_and_evaluate(config, str(tmp_path), cifar10_train,
+                                     cifar10_test)
+  final = summary["final"]
+  assert summary["stopped"] == "fitted", final
+  assert final["train_accuracy"] == 1.0
+  assert final["corrupted_accuracy"] == 1.0
+  # About 90% of the random labels differ from the truth (paper-spec §1).
+  assert 0.8 * 256 < final["corrupted_examples"] < 256
+  # Chance on 2,000 clean test images is 10% (binomial sd 0.7%).
+  assert 0.06 < final["test_accuracy"] < 0.14
+
+
+@pytest.mark.slow
+def test_one_step_of_inception_v3_on_real_imagenette(tmp_path):
+  """The streamed ImageNet path: host-fed batches, Inception V3."""
+  config = config_lib.base_config()
+  config.model = "inception_v3"
+  config.dataset = "imagenette"
+  config.image_size = 75
+  config.learning_rate = 0.045
+  config.randomization = "random_labels"
+  config.train_examples, config.test_examples = 16, 8
+  config.batch_size, config.eval_batch_size = 16, 8
+  config.num_epochs, config.progress = 1, "off"
+  config.lock()
+  summary = train.train_and_evaluate(config, str(tmp_path))
+  final = summary["final"]
+  assert summary["data"]["streamed"] and final["step"] == 1
+  assert final["train_examples"] == 16 and final["test_examples"] == 8
+  assert np.isfinite(final["train_loss_running"])
+  assert summary["corruption"]["randomization"] == "random_labels"
