@@ -18,7 +18,9 @@ Protocol (paper-spec §3): SGD, momentum 0.9, learning rate
 ``paper.INITIAL_LEARNING_RATE["mlp_3x512"]`` times 0.95 per epoch, batch 128,
 100 epochs (the paper does not state the number of epochs; our choice).
 
-RUNTIME_mlp_3x512
+Runtime: on the 2-core CPU machines the measured train-step throughput is in
+docs/benchmarks.md (generated from results/benchmarks/); a full run was not
+timed end to end, and GPU runtime is not measured yet (no GPU was lent).
 """
 
 from rethink_jax import config as config_lib
