@@ -43,7 +43,8 @@ TABLE1_WEIGHT_DECAY = 5e-4
 # Fields that may change when a run is resumed from its workdir; any other
 # difference from the checkpointed config is an error (see rethink_jax.train).
 RESUMABLE_FIELDS = frozenset({
-    "num_epochs", "steps_per_call", "eval_batch_size", "checkpoint_every_epochs",
+    "num_epochs", "steps_per_call", "eval_batch_size",
+    "checkpoint_every_epochs",
     "checkpoints_to_keep", "progress", "distributed", "stop_when_fitted",
     "early_stopping_patience", "data_dir",
 })
@@ -124,9 +125,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Run control.
   # Train steps per compiled call: 0 = one epoch per call (but 1 for
   # convolutional models on the CPU backend, whose convolution gradients
-  # are very slow inside loops; see steps.steps_per_call). Streamed data sets are fed one step
-  # per call; there it is the number of steps between host reads of the
-  # running metrics (and NaN checks), 0 = once per epoch.
+  # are very slow inside loops; see steps.steps_per_call). Streamed data
+  # sets are fed one step per call; there it is the number of steps between
+  # host reads of the running metrics (and NaN checks), 0 = once per epoch.
   c.steps_per_call = 0
   # Batch size of the evaluation passes; divisible by the number of devices.
   c.eval_batch_size = 1000
@@ -275,8 +276,8 @@ def validate(config: ml_collections.ConfigDict,
            f"choose one of {COMPUTE_DTYPES}; got {config.compute_dtype!r}.")
   if streamed:
     _require(not config.flip_and_rotate, "flip_and_rotate",
-             f"is the small-image augmentation of Table 4; streamed data "
-             f"sets use random_crop (their own augmentation) instead.")
+             "is the small-image augmentation of Table 4; streamed data "
+             "sets use random_crop (their own augmentation) instead.")
 
   _require(config.steps_per_call >= 0, "steps_per_call",
            f"must be >= 0 (0 = a whole epoch per call); got "

@@ -307,8 +307,9 @@ def compile_fns(model: nn.Module, tx: optax.GradientTransformation, *,
 
   Returns:
     A dict of jitted functions: ``epoch_order``, ``train_step`` (one step
-    on a host-fed sharded batch), ``resident_epoch`` (steps on a device-resident data set,
-    ``num_steps`` static), ``eval_batch`` and ``resident_eval``. The train
+    on a host-fed sharded batch), ``resident_epoch`` (steps on a
+    device-resident data set, ``num_steps`` static), ``eval_batch`` and
+    ``resident_eval``. The train
     state (first argument) of the training functions is donated; every
     output is replicated.
   """
