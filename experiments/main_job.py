@@ -137,7 +137,7 @@ def report(args) -> None:
         f"{_pct(final['test_accuracy'])} | {row.train_accuracy:.2f} | "
         f"{row.test_accuracy:.2f} | {final['epoch']} | "
         f"{summary['steps_to_fit'] if summary['steps_to_fit'] is not None else 'not reached'} | "
-        f"{summary['total_seconds']:.0f} |")
+        f"{summary['total_time_s']:.0f} |")
   some = next(iter(runs.values()))[0]
   data = some.get("data", {})
   table = "\n".join([
@@ -146,9 +146,10 @@ def report(args) -> None:
       "|---|---|---|---|---|---|---|---|",
       *rows,
   ])
-  random_manifest = runs["random_labels"][0].get("corruption_manifest") or {}
-  machine = (f"{some.get('device_count', '?')} x "
-             f"{some.get('device_kind', '?')}")
+  random_manifest = runs["random_labels"][0].get("corruption") or {}
+  devices = some.get("devices", {})
+  machine = (f"{devices.get('count', '?')} x {devices.get('kind', '?')} "
+             f"({os.cpu_count()} cores)")
   block = (
       f"MLP 1x512 on CIFAR-10 ({data.get('train_examples', '?')} training / "
       f"{data.get('test_examples', '?')} test images, source "
