@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import sys
 import time
 
@@ -201,12 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
                  "block_size": args.block_size},
       "runs": runs,
   }
-  out = pathlib.Path(args.out or (
+  theory.write_results(args.out or (
       f"results/theory/kernel_{args.dataset}_"
-      f"{'full' if not args.num_train else f'n{n}'}.json"))
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps(result, indent=2) + "\n")
-  _log(f"wrote {out}")
+      f"{'full' if not args.num_train else f'n{n}'}.json"), result)
   return result
 
 

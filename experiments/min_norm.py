@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import time
 
 import jax
@@ -144,10 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
       "synthetic": synthetic(args.n, args.d, args.epochs, args.seed),
       "fashion_mnist": fashion(args.num_train, args.num_forced, args.seed),
   }
-  out = pathlib.Path(args.out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps(result, indent=2) + "\n")
   print(json.dumps(result, indent=2))
+  theory.write_results(args.out, result)
   return result
 
 

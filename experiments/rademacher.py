@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import time
 
 import jax
@@ -137,10 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
           "class."),
       "models": models,
   }
-  out = pathlib.Path(args.out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps(result, indent=2) + "\n")
-  print(f"wrote {out}")
+  theory.write_results(args.out, result)
   return result
 
 

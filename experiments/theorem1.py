@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import pathlib
 
 import jax
 import numpy as np
@@ -111,10 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
       "paper_recipe": "paper-spec §7: n=500, d=20, midpoints -> max error "
                       "about 1.7e-8",
   }
-  out = pathlib.Path(args.out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps(result, indent=2) + "\n")
-  print(f"wrote {out}")
+  theory.write_results(args.out, result)
   return result
 
 

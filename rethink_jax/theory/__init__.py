@@ -18,7 +18,9 @@ script writes into its results file.
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import pathlib
 import platform
 import shlex
 import sys
@@ -104,3 +106,12 @@ def _memory_gib() -> float | None:
   except OSError:
     return None
   return None
+
+
+def write_results(path, result: dict) -> pathlib.Path:
+  """Writes one experiment's results as JSON (creating folders); returns path."""
+  out = pathlib.Path(path)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps(result, indent=2) + "\n")
+  print(f"wrote {out}")
+  return out
