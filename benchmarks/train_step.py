@@ -167,7 +167,10 @@ def main(argv):
                                     batch_size)
     results.append(result)
     print(json.dumps(result), file=sys.stderr)
-  report = dict(devices=dict(count=jax.device_count(),
+  report = dict(command=" ".join(["python", "benchmarks/train_step.py",
+                                   *sys.argv[1:]]),
+                xla_flags=os.environ.get("XLA_FLAGS", ""),
+                devices=dict(count=jax.device_count(),
                              kind=jax.devices()[0].device_kind,
                              platform=jax.devices()[0].platform),
                 cpu_count=os.cpu_count(), jax=jax.__version__,
@@ -175,6 +178,7 @@ def main(argv):
   text = json.dumps(report, indent=2)
   print(text)
   if _OUT.value:
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
     with open(_OUT.value, "w") as f:
       f.write(text + "\n")
 

@@ -249,3 +249,56 @@ def test_local_response_normalization_matches_tensorflow_formula():
   got = models.local_response_normalization(jnp.asarray(x), r, bias, alpha,
                                             beta)
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def _window_taps(x, padding, out_hw):
+  """The 3x3/2 window's strided slices of x, padded with -inf."""
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(x.shape[1:3], (3, 3), (2, 2), padding)
+  xp = jnp.pad(x, ((0, 0), *padding, (0, 0)), constant_values=-jnp.inf)
+  (ho, wo) = out_hw
+  return [xp[:, i:i + 2 * ho - 1:2, j:j + 2 * wo - 1:2]
+          for i in range(3) for j in range(3)]
+
+
+@pytest.mark.parametrize("shape,padding", [
+    ((2, 28, 28, 3), "SAME"),   # Small Inception's first downsample.
+    ((2, 14, 14, 5), "SAME"),
+    ((2, 7, 7, 2), "SAME"),
+    ((2, 35, 35, 3), "VALID"),  # Inception V3's grid reductions.
+    ((2, 16, 15, 2), "VALID"),
+    ((1, 9, 9, 1), ((1, 0), (0, 2))),
+])
+def test_max_pool_matches_flax_values_and_gradient_routing(shape, padding):
+  """Same values as nn.max_pool, and each output's gradient goes to the same
+  input (the first maximum of its window), ties included.
+
+  Inputs are ReLU'd small integers, so windows hold many equal maxima; the
+  output gradients are small integers, so every sum is exact in float32 and
+  any difference in routing would show.
+  """
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  from rethink_jax.models import pooling  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(np.maximum(np.round(rng.normal(size=shape) * 1.5), 0),
+                  jnp.float32)
+  ours = lambda x: pooling.max_pool(x, (3, 3), (2, 2), padding)
+  flax_pool = lambda x: nn.max_pool(x, (3, 3), strides=(2, 2),
+                                    padding=padding)
+  expected = flax_pool(x)
+  np.testing.assert_array_equal(ours(x), expected)
+  counts = sum(  # How many inputs of each window equal its maximum.
+      (xs == expected).astype(jnp.int32)
+      for xs in _window_taps(x, padding, expected.shape[1:3]))
+  assert float(jnp.mean(counts > 1)) > 0.2  # Many windows hold ties.
+  g = jnp.asarray(rng.integers(-4, 5, size=expected.shape), jnp.float32)
+  np.testing.assert_array_equal(jax.vjp(ours, x)[1](g)[0],
+                                jax.vjp(flax_pool, x)[1](g)[0])
+
+
+def test_max_pool_rejects_non_float_or_non_nhwc():
+  from rethink_jax.models import pooling  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="float NHWC"):
+    pooling.max_pool(jnp.zeros((2, 8, 8, 3), jnp.int32), (3, 3), (2, 2))
+  with pytest.raises(ValueError, match="float NHWC"):
+    pooling.max_pool(jnp.zeros((8, 8, 3)), (3, 3), (2, 2))

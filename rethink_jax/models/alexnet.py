@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rethink_jax.models import pooling
+
 LRN_DEPTH_RADIUS = 4
 LRN_BIAS = 1.0
 LRN_ALPHA = 0.001 / 9.0
@@ -75,7 +77,7 @@ class AlexNet(nn.Module):
       x = nn.Conv(self.conv_features, (5, 5), padding="SAME", dtype=self.dtype,
                   name=f"conv{i + 1}")(x)
       x = nn.relu(x)
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+      x = pooling.max_pool(x, (3, 3), (2, 2), "SAME")
       x = local_response_normalization(x)
     x = x.reshape((x.shape[0], -1))
     for units, name in ((384, "dense1"), (192, "dense2")):

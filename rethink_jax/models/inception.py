@@ -30,6 +30,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rethink_jax.models import pooling
+
 # (kind, arguments) for Figure 3's blocks between the first conv module and
 # the mean pool; "inception" takes (C1, C3), "downsample" takes (C3,).
 FIGURE3_BLOCKS: tuple[tuple[str, tuple[int, ...]], ...] = (
@@ -118,7 +120,7 @@ class DownsampleModule(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Halves the spatial size (SAME padding); ``C3 + C_in`` channels out."""
     conv = self.conv(self.c3, 3, strides=2, name="branch3x3")(x, train)
-    pool = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+    pool = pooling.max_pool(x, (3, 3), (2, 2), "SAME")
     return jnp.concatenate([conv, pool.astype(conv.dtype)], axis=-1)
 
 

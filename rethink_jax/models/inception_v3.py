@@ -32,6 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rethink_jax.models import pooling
+
 MIN_INPUT_SIZE = 75
 DEFAULT_INPUT_SIZE = 299
 
@@ -83,7 +85,7 @@ def _avg_pool_3x3(x: jax.Array) -> jax.Array:
 
 def _max_pool_3x3_stride2(x: jax.Array) -> jax.Array:
   """3x3 stride-2 VALID max-pool of the stem and the grid reductions."""
-  return nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+  return pooling.max_pool(x, (3, 3), (2, 2), "VALID")
 
 
 class Mixed35x35(nn.Module):
