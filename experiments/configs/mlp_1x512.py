@@ -20,9 +20,10 @@ Protocol (paper-spec §3): SGD, momentum 0.9, learning rate
 ``paper.INITIAL_LEARNING_RATE["mlp_1x512"]`` times 0.95 per epoch, batch 128,
 100 epochs (the paper does not state the number of epochs; our choice).
 
-Runtime: on the 2-core CPU machines the measured train-step throughput is in
-docs/benchmarks.md (generated from results/benchmarks/); a full run was not
-timed end to end, and GPU runtime is not measured yet (no GPU was lent).
+Runtime on the 2-core CPU machines: 100 epochs took 205-226 s end to end in the
+main job (results/main_job/*/summary.json, same model and data, x0.97 decay);
+the step and epoch rates are in docs/benchmarks.md. GPU runtime is not measured
+(no GPU was lent to this project's sessions so far).
 """
 
 from rethink_jax import config as config_lib
