@@ -22,6 +22,9 @@ import flax.linen as nn
 import jax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+
+import common  # pylint: disable=wrong-import-position
 
 from rethink_jax.models import pooling  # pylint: disable=wrong-import-position
 
@@ -62,20 +65,8 @@ def main(argv):
           forward_backward_ms=1000 * _time(
               lambda x, g, pool=pool: jax.vjp(pool, x)[1](g)[0], x, g)))
       print(json.dumps(results[-1]), file=sys.stderr)
-  report = dict(command=" ".join(["python", "benchmarks/max_pool.py",
-                                  *sys.argv[1:]]),
-                xla_flags=os.environ.get("XLA_FLAGS", ""),
-                devices=dict(count=jax.device_count(),
-                             kind=jax.devices()[0].device_kind,
-                             platform=jax.devices()[0].platform),
-                cpu_count=os.cpu_count(), jax=jax.__version__,
-                repeats=_REPEATS.value, max_pool=results)
-  text = json.dumps(report, indent=2)
-  print(text)
-  if _OUT.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    with open(_OUT.value, "w") as f:
-      f.write(text + "\n")
+  common.write_report("benchmarks/max_pool.py", _OUT.value,
+                      repeats=_REPEATS.value, max_pool=results)
 
 
 if __name__ == "__main__":

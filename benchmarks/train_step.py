@@ -32,6 +32,9 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+
+import common  # pylint: disable=wrong-import-position
 
 from rethink_jax import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from rethink_jax import inputs  # pylint: disable=wrong-import-position
@@ -167,20 +170,8 @@ def main(argv):
                                     batch_size)
     results.append(result)
     print(json.dumps(result), file=sys.stderr)
-  report = dict(command=" ".join(["python", "benchmarks/train_step.py",
-                                   *sys.argv[1:]]),
-                xla_flags=os.environ.get("XLA_FLAGS", ""),
-                devices=dict(count=jax.device_count(),
-                             kind=jax.devices()[0].device_kind,
-                             platform=jax.devices()[0].platform),
-                cpu_count=os.cpu_count(), jax=jax.__version__,
-                steps=_STEPS.value, repeats=_REPEATS.value, results=results)
-  text = json.dumps(report, indent=2)
-  print(text)
-  if _OUT.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    with open(_OUT.value, "w") as f:
-      f.write(text + "\n")
+  common.write_report("benchmarks/train_step.py", _OUT.value,
+                      steps=_STEPS.value, repeats=_REPEATS.value, results=results)
 
 
 if __name__ == "__main__":
