@@ -139,7 +139,11 @@ def _load(out: str):
 
 
 def _pct(x) -> str:
-  return "–" if x is None else f"{100 * x:.2f}"
+  if x is None:
+    return "–"
+  if 0.9999 < x < 1.0:  # Not fitted, though it would round to 100.00.
+    return "99.99+"
+  return f"{100 * x:.2f}"
 
 
 def _label(run_name: str, summary) -> str:
