@@ -20,8 +20,7 @@ schedule is at most lr_0 / 0.05 = 0.2, and on 2 CPU cores that stalls the
 random-label fit near 97-98% (the third run shows it). The paper itself,
 when a fit converged slowly (Table 4, augmentation), raised the factor (to
 0.999) and trained longer; a constant-ish 0.999 is too noisy for this MLP
-(about 82% after 60 epochs), 0.97 reaches 99% in about 60 epochs. See
-docs/ambiguities.md.
+and 0.97 is not (results/schedule_probe/, docs/ambiguities.md).
 
 Writes
 
@@ -222,10 +221,11 @@ def report(args) -> None:
       *rows,
   ])
   random_manifest = runs["random_labels"][0].get("corruption") or {}
+  main_decay = runs["random_labels"][0]["config"]["lr_decay_factor"]
   paper_note = ("The paper's Table 1 numbers are for its own schedule "
                 "(lr 0.01 x 0.95 per epoch, epochs not stated); the main "
-                "runs use x 0.97 per epoch, see `experiments/main_job.py` "
-                "and `docs/ambiguities.md`.")
+                f"runs use x {main_decay} per epoch, see "
+                "`experiments/main_job.py` and `docs/ambiguities.md`.")
   devices = some.get("devices", {})
   machine = (f"{devices.get('count', '?')} x {devices.get('kind', '?')} "
              f"({os.cpu_count()} cores)")
