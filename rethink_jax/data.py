@@ -28,7 +28,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import socket
+import threading
+import zipfile
 
+from absl import logging
 import numpy as np
 
 from rethink_jax.dataset import ArrayDataset, DataError, from_arrays
@@ -47,6 +51,7 @@ class DatasetSpec:
   streamed: bool  # ImageNet-like: read by index, not held in memory
   test_split: str
   num_classes: int
+  download_host: str | None  # where tfds downloads it from (None: manual)
 
 
 _DEFAULT_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -54,18 +59,21 @@ _DEFAULT_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 DATASETS = {
     "cifar10": DatasetSpec("cifar10", "cifar10_jpeg",
                            ("cifar10-jpeg.tar.gz",), "RETHINK_JAX_OFFLINE_DIR",
-                           False, "test", 10),
-    "mnist": DatasetSpec("mnist", None, (), "", False, "test", 10),
+                           False, "test", 10, "www.cs.toronto.edu"),
+    "mnist": DatasetSpec("mnist", None, (), "", False, "test", 10,
+                         "storage.googleapis.com"),
     "fashion_mnist": DatasetSpec("fashion_mnist", "fashion_mnist_idx",
                                  ("train-images-idx3-ubyte.gz",),
                                  "RETHINK_JAX_FASHION_MNIST_DIR", False,
-                                 "test", 10),
+                                 "test", 10,
+                                 "fashion-mnist.s3-website.eu-central-1"
+                                 ".amazonaws.com"),
     "imagenet2012": DatasetSpec("imagenet2012", None, (), "", True,
-                                "validation", 1000),
+                                "validation", 1000, None),
     "imagenette": DatasetSpec("imagenette/full-size-v2", "imagenette224_jpeg",
                               ("imagenette-224-jpeg.tar.gz",),
                               "RETHINK_JAX_OFFLINE_DIR", True, "validation",
-                              10),
+                              10, "s3.amazonaws.com"),
 }
 
 
@@ -132,8 +140,41 @@ def _offline_builder(name: str, data_dir):
 def _prepare(builder, manual_dir=None) -> None:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  builder.download_and_prepare(download_config=config,
-                               file_format="array_record")
+  try:
+    builder.download_and_prepare(download_config=config,
+                                 file_format="array_record")
+  except OSError as e:
+    raise DataError(
+        f"cannot write the prepared {builder.name} into {builder.data_dir}: "
+        f"{type(e).__name__}: {e}. Point RETHINK_JAX_DATA_DIR (or "
+        f"config.data_dir / the data_dir argument) at a writable folder with "
+        f"free space.") from e
+
+
+def _reachable(host: str, timeout: float = 5.0) -> bool:
+  """Whether a TCP connection to ``host:443`` opens within ``timeout``."""
+  result = []
+
+  def probe():
+    try:
+      socket.create_connection((host, 443), timeout=timeout).close()
+      result.append(True)
+    except OSError:
+      pass
+
+  thread = threading.Thread(target=probe, daemon=True)
+  thread.start()
+  thread.join(timeout)
+  return bool(result)
+
+
+def _missing_offline_files(name: str, source_dir) -> str:
+  spec = _spec(name)
+  where = source_dir or os.environ.get(spec.offline_env) or (
+      _DEFAULT_FASHION_DIR if name == "fashion_mnist" else
+      " or ".join(map(str, _default_offline_dirs())))
+  return (f"offline files {spec.offline_files} for {name} not found in "
+          f"{where}. Set {spec.offline_env} to the folder that holds them.")
 
 
 def builder(name: str, *, data_dir=None, source: str = "auto",
@@ -169,12 +210,7 @@ def builder(name: str, *, data_dir=None, source: str = "auto",
       raise DataError(f"{name} has no offline source; use source='tfds' (it "
                       f"needs internet or a prepared data_dir).")
     if offline_dir is None:
-      where = source_dir or os.environ.get(spec.offline_env) or (
-          _DEFAULT_FASHION_DIR if name == "fashion_mnist" else
-          " or ".join(map(str, _default_offline_dirs())))
-      raise DataError(
-          f"offline files {spec.offline_files} for {name} not found in "
-          f"{where}. Set {spec.offline_env} to the folder that holds them.")
+      raise DataError(_missing_offline_files(name, source_dir))
     offline = _offline_builder(name, data_dir)
     if not offline.is_prepared():
       if not prepare:
@@ -186,6 +222,19 @@ def builder(name: str, *, data_dir=None, source: str = "auto",
   if not canonical.is_prepared():
     if not prepare:
       raise DataError(f"{name} is not prepared in {canonical.data_dir}.")
+    # A fallback from "auto" with an offline folder named explicitly, or
+    # with no network: fail now with the paths, not after minutes of
+    # download retries.
+    explicit = source_dir is not None or os.environ.get(spec.offline_env)
+    if spec.offline_builder and source == "auto" and explicit:
+      raise DataError(_missing_offline_files(name, source_dir))
+    if (spec.download_host and source == "auto" and
+        not _reachable(spec.download_host)):
+      offline = (f" Offline: {_missing_offline_files(name, source_dir)}"
+                 if spec.offline_builder else "")
+      raise DataError(
+          f"{name} is not prepared in {canonical.data_dir} and its download "
+          f"host {spec.download_host} cannot be reached.{offline}")
     try:
       _prepare(canonical)
     except Exception as e:  # pylint: disable=broad-except
@@ -213,7 +262,27 @@ def _cache_path(tfds_builder, split: str) -> pathlib.Path:
       safe + ".npz")
 
 
+def damaged_records_error(tfds_builder, split: str,
+                          error: Exception) -> DataError:
+  """The DataError for prepared records that cannot be read back."""
+  return DataError(
+      f"cannot read {tfds_builder.name} split {split!r} from "
+      f"{tfds_builder.data_dir}: {type(error).__name__}: {str(error)[:300]}. "
+      f"The prepared files are damaged; delete {tfds_builder.data_dir} and "
+      f"run again to prepare them anew.")
+
+
 def _decode_split(tfds_builder, split: str) -> tuple[np.ndarray, np.ndarray]:
+  try:
+    return _decode_records(tfds_builder, split)
+  except DataError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise damaged_records_error(tfds_builder, split, e) from e
+
+
+def _decode_records(tfds_builder, split: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   if tfds_builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
     source = tfds_builder.as_data_source(split=split)
@@ -248,8 +317,15 @@ def _read_all(tfds_builder, split: str) -> tuple[np.ndarray, np.ndarray]:
   if not prepared:
     return _decode_split(tfds_builder, split)
   if cache.is_file():
-    with np.load(cache) as arrays:
-      return arrays["images"], arrays["labels"]
+    try:
+      with np.load(cache) as arrays:
+        return arrays["images"], arrays["labels"]
+    except (OSError, ValueError, KeyError, EOFError,
+            zipfile.BadZipFile) as e:
+      logging.warning("The decoded-array cache %s is damaged (%s: %s); "
+                      "decoding the split again and rewriting it.", cache,
+                      type(e).__name__, e)
+      cache.unlink(missing_ok=True)
   images, labels = _decode_split(tfds_builder, split)
   try:
     cache.parent.mkdir(exist_ok=True)

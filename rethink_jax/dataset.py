@@ -67,6 +67,56 @@ class ArrayDataset:
                         true_labels=self.true_labels[:n])
 
 
+_MAX_CLASSES = np.iinfo(np.int32).max
+
+
+def check_finite(images: np.ndarray, what: str = "images") -> None:
+  """Raises DataError if float ``images`` hold NaN or infinite pixels."""
+  if not np.issubdtype(images.dtype, np.floating):
+    return
+  bad = ~np.isfinite(images.reshape(images.shape[0], -1)).all(axis=1)
+  if bad.any():
+    first = int(np.argmax(bad))
+    raise DataError(
+        f"{what}: {int(bad.sum())} of {images.shape[0]} images have NaN or "
+        f"infinite pixels (the first at index {first}); training on them "
+        f"gives a NaN loss and evaluating them a meaningless accuracy. Fix or "
+        f"drop them (e.g. np.nan_to_num, or keep np.isfinite(x).all((1, 2, 3)))"
+        f".")
+
+
+def check_labels(labels: np.ndarray, num_classes: int,
+                 what: str = "labels") -> None:
+  """Raises DataError unless every label lies in [0, num_classes)."""
+  if labels.size == 0:
+    return
+  low, high = int(labels.min()), int(labels.max())
+  if low < 0:
+    raise DataError(
+        f"{what}: found negative labels (minimum {low}); class ids must lie "
+        f"in [0, {num_classes}). Map your classes to 0..K-1 first (e.g. "
+        f"np.unique(labels, return_inverse=True)[1]).")
+  if high >= num_classes:
+    raise DataError(
+        f"{what}: labels must lie in [0, {num_classes}); found values up to "
+        f"{high}. Pass num_classes={high + 1} or fix the labels.")
+
+
+def _check_num_classes(num_classes) -> int:
+  if (isinstance(num_classes, bool) or
+      not isinstance(num_classes, (int, np.integer))):
+    if isinstance(num_classes, (float, np.floating)) and float(
+        num_classes).is_integer():
+      num_classes = int(num_classes)
+    else:
+      raise DataError(f"num_classes must be a whole number of classes; got "
+                      f"{num_classes!r}.")
+  if not 1 <= int(num_classes) <= _MAX_CLASSES:
+    raise DataError(f"num_classes must lie in [1, {_MAX_CLASSES}]; got "
+                    f"{num_classes}.")
+  return int(num_classes)
+
+
 def from_arrays(images, labels, num_classes: int | None = None, *,
                 name: str = "arrays", split: str = "") -> ArrayDataset:
   """Wraps in-memory arrays so they go through exactly the library pipeline.
@@ -83,7 +133,8 @@ def from_arrays(images, labels, num_classes: int | None = None, *,
     A validated :class:`ArrayDataset`.
 
   Raises:
-    DataError: wrong dtype or shape, mismatched lengths, or labels outside
+    DataError: wrong dtype or shape (including channels-first images),
+      mismatched lengths, NaN or infinite pixels, or labels outside
       [0, num_classes).
   """
   images = np.asarray(images)
@@ -94,6 +145,11 @@ def from_arrays(images, labels, num_classes: int | None = None, *,
     raise DataError(
         f"images must have shape (N, H, W, C) or (N, H, W); got shape "
         f"{images.shape}. Stack your images into one array first.")
+  if images.shape[1] in (1, 3, 4) and images.shape[-1] not in (1, 3, 4):
+    raise DataError(
+        f"images of shape {images.shape} look channels-first (N, C, H, W); "
+        f"the library takes channels-last (N, H, W, C). Transpose to NHWC "
+        f"with images.transpose(0, 2, 3, 1).")
   if images.dtype == np.uint8:
     pass
   elif np.issubdtype(images.dtype, np.floating):
@@ -115,16 +171,13 @@ def from_arrays(images, labels, num_classes: int | None = None, *,
                     f"they must have the same length.")
   if images.shape[0] == 0:
     raise DataError("the data set is empty; pass at least one example.")
+  check_finite(images)
   if num_classes is None:
+    check_labels(labels, _MAX_CLASSES)
     num_classes = int(labels.max()) + 1
-  if int(num_classes) < 1:
-    raise DataError(f"num_classes must be >= 1; got {num_classes}.")
-  low, high = int(labels.min()), int(labels.max())
-  if low < 0 or high >= num_classes:
-    raise DataError(
-        f"labels must lie in [0, {num_classes}); found values in "
-        f"[{low}, {high}]. Pass num_classes={high + 1} or fix the labels.")
+  num_classes = _check_num_classes(num_classes)
+  check_labels(labels, num_classes)
   labels = labels.astype(np.int32)
   return ArrayDataset(images=images, labels=labels,
-                      num_classes=int(num_classes), true_labels=labels.copy(),
+                      num_classes=num_classes, true_labels=labels.copy(),
                       name=name, split=split)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import hashlib
+import json
 from typing import Any, Iterator, Union
 
 import jax
@@ -22,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from rethink_jax import config as config_lib
+from rethink_jax import dataset as dataset_lib
 from rethink_jax.dataset import ArrayDataset, DataError
 
 # Streams of the data_seed key that choose example subsets; the
@@ -126,6 +129,7 @@ def load(config: ml_collections.ConfigDict, train: ArrayDataset | None = None,
         data.load(config.dataset, split, data_dir=config.data_dir)
         for split in ("train", data.test_split(config.dataset)))
 
+  check_pair(train, test)
   train_ids = subset_indices(size(train), config.train_examples,
                              config.data_seed, _TRAIN_SUBSET)
   test_ids = subset_indices(size(test), config.test_examples,
@@ -160,6 +164,94 @@ def _randomize(config: ml_collections.ConfigDict, train: AnyDataset,
     kwargs["statistics"] = config.gaussian_statistics
   return corruption.randomize(train, test, config.randomization,
                               seed=config.data_seed, p=p, **kwargs)
+
+
+def check_pair(train: AnyDataset, test: AnyDataset) -> None:
+  """Checks that a training and a test set can be used together.
+
+  Raises:
+    DataError: different numbers of classes or image shapes, float images
+      with NaN or infinite pixels, or labels outside [0, num_classes) (data
+      sets built with ``replace`` skip the checks of ``from_arrays``).
+  """
+  if train.num_classes != test.num_classes:
+    raise DataError(
+        f"the training set has {train.num_classes} classes but the test set "
+        f"has {test.num_classes}; they must share one label space. Pass the "
+        f"same num_classes to both from_arrays calls (test labels beyond the "
+        f"training classes cannot be predicted).")
+  if is_streamed(train):
+    return
+  if train.image_shape != test.image_shape:
+    raise DataError(
+        f"training images are {train.image_shape} but test images are "
+        f"{test.image_shape}; both sets need images of one shape (H, W, C).")
+  for role, dataset in (("training", train), ("test", test)):
+    dataset_lib.check_finite(dataset.images, f"{role} images")
+    dataset_lib.check_labels(dataset.labels, dataset.num_classes,
+                             f"{role} labels")
+    dataset_lib.check_labels(dataset.true_labels, dataset.num_classes,
+                             f"{role} true_labels")
+
+
+def _sha256(array: np.ndarray) -> str:
+  return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+# Manifest entries that describe the software, not the data (they may change
+# between a run and its resume without changing a single example).
+_ENVIRONMENT_KEYS = ("rethink_jax_version", "jax_version")
+
+
+def fingerprint(train: AnyDataset, test: AnyDataset, train_ids: np.ndarray,
+                test_ids: np.ndarray) -> dict[str, Any]:
+  """What identifies a run's data, stored in its checkpoints.
+
+  For in-memory data sets: SHA-256 of the images, the labels as trained and
+  the true labels of both sets as the run uses them (after subsets and
+  randomization), with shapes and dtypes. For streamed data sets, whose
+  images are too many to hash at every start: name, split, sizes, the
+  example ids and the randomization. Both include the randomization
+  manifest (without software versions).
+  """
+  out = {}
+  for role, dataset, ids in (("train", train, train_ids),
+                             ("test", test, test_ids)):
+    entry = dict(name=dataset.name, split=dataset.split,
+                 num_classes=int(dataset.num_classes),
+                 examples=int(ids.shape[0]),
+                 ids_sha256=_sha256(ids.astype(np.int64)))
+    if is_streamed(dataset):
+      entry.update(num_records=int(dataset.num_examples),
+                   image_size=int(dataset.image_size))
+    else:
+      entry.update(images=f"{dataset.images.dtype}{list(dataset.images.shape)}",
+                   images_sha256=_sha256(dataset.images),
+                   labels_sha256=_sha256(dataset.labels.astype(np.int32)),
+                   true_labels_sha256=_sha256(
+                       dataset.true_labels.astype(np.int32)))
+    manifest = dataset.manifest
+    if manifest is not None:
+      manifest = {k: v for k, v in manifest.items()
+                  if k not in _ENVIRONMENT_KEYS}
+      entry["manifest_sha256"] = hashlib.sha256(json.dumps(
+          manifest, sort_keys=True, default=str).encode()).hexdigest()
+    out[role] = entry
+  return out
+
+
+def fingerprint_changes(saved: dict[str, Any],
+                        current: dict[str, Any]) -> list[str]:
+  """``"role.key: saved -> current"`` for every entry that differs."""
+  changes = []
+  for role in sorted(set(saved) | set(current)):
+    a, b = saved.get(role, {}), current.get(role, {})
+    for key in sorted(set(a) | set(b)):
+      if a.get(key) != b.get(key):
+        short = [v[:12] + "..." if isinstance(v, str) and len(v) == 64 else v
+                 for v in (a.get(key), b.get(key))]
+        changes.append(f"{role}.{key}: {short[0]!r} -> {short[1]!r}")
+  return changes
 
 
 def train_eval_indices(config: ml_collections.ConfigDict, n: int) -> np.ndarray:

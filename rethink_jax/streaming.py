@@ -90,7 +90,8 @@ class StreamingDataset:
                label_source: Sequence[dict[str, Any]], *, name: str,
                split: str, num_classes: int, image_size: int,
                label_map: np.ndarray | None = None,
-               randomization: dict[str, Any] | None = None):
+               randomization: dict[str, Any] | None = None,
+               location: str = ""):
     if image_size < 1:
       raise DataError(f"image_size must be positive; got {image_size}.")
     self._source = source
@@ -99,6 +100,7 @@ class StreamingDataset:
     self._randomization = randomization
     self._manifest = None
     self._all_true_labels = None
+    self.location = location
     self.name = name
     self.split = split
     self.num_examples = len(source)
@@ -138,7 +140,7 @@ class StreamingDataset:
                       f"or 'imagenet'.")
     return cls(source, label_source, name=name, split=split,
                num_classes=num_classes, image_size=image_size,
-               label_map=label_map)
+               label_map=label_map, location=os.fspath(tfds_builder.data_dir))
 
   def __len__(self) -> int:
     return self.num_examples
@@ -154,11 +156,23 @@ class StreamingDataset:
   def true_labels(self, indices) -> np.ndarray:
     """Original labels of the examples at ``indices`` (no image decoding)."""
     indices = self._check_indices(indices)
-    labels = np.asarray([self._label_source[i]["label"] for i in indices],
-                        dtype=np.int32)
+    labels = np.asarray([self._read(self._label_source, i)["label"]
+                         for i in indices], dtype=np.int32)
     if self._label_map is not None:
       labels = self._label_map[labels]
     return labels
+
+  def _read(self, source, index: int) -> dict[str, Any]:
+    """Record ``index``; a read error names the prepared files to delete."""
+    try:
+      return source[index]
+    except Exception as e:  # pylint: disable=broad-except
+      raise DataError(
+          f"cannot read record {index} of {self.name} split {self.split!r} "
+          f"from {self.location or 'its prepared files'}: "
+          f"{type(e).__name__}: {str(e)[:300]}. The prepared files are "
+          f"damaged; delete {self.location or 'them'} and run again to "
+          f"prepare them anew.") from e
 
   def all_true_labels(self) -> np.ndarray:
     if self._all_true_labels is None:
@@ -209,7 +223,8 @@ class StreamingDataset:
         self._source, self._label_source, name=self.name, split=self.split,
         num_classes=self.num_classes, image_size=self.image_size,
         label_map=self._label_map,
-        randomization={"randomization": name, "seed": int(seed), "p": p})
+        randomization={"randomization": name, "seed": int(seed), "p": p},
+        location=self.location)
     other._all_true_labels = self._all_true_labels
     return other
 
@@ -243,7 +258,7 @@ class StreamingDataset:
     size = self.image_size
 
     def one(index):
-      image = np.asarray(self._source[index]["image"])
+      image = np.asarray(self._read(self._source, index)["image"])
       if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
       if train and augment:
