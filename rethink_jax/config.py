@@ -245,6 +245,11 @@ def validate(config: ml_collections.ConfigDict,
              f"only applies to randomization='gaussian' (randomization is "
              f"{config.randomization!r}); leave it unset.")
 
+  for field in ("seed", "data_seed"):
+    value = config[field]
+    _require(isinstance(value, int) and 0 <= value < 2**32, field,
+             f"must be an integer in [0, 2**32) (JAX's PRNG seeds); got "
+             f"{value!r}.")
   _require(config.num_epochs >= 1, "num_epochs",
            f"must be >= 1; got {config.num_epochs}.")
   _require(config.batch_size >= 1, "batch_size",

@@ -8,6 +8,7 @@ accuracy on the corrupted and on the clean training examples separately.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -16,6 +17,10 @@ from typing import Any
 
 import numpy as np
 import tqdm
+
+from rethink_jax import workdir
+
+LOG_NAME = "metrics.jsonl"
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -80,51 +85,63 @@ def json_safe(value: Any) -> Any:
 
 
 def write_json(path: str, record: dict[str, Any]) -> None:
-  """Writes a JSON file atomically (write, then rename)."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(json_safe(record), f, indent=2, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)
+  """Writes a JSON file atomically (see :func:`rethink_jax.workdir.write_json`)."""
+  workdir.write_json(path, json_safe(record))
 
 
 class MetricsLog:
-  """``workdir/metrics.jsonl``: one JSON object per completed epoch."""
+  """``workdir/metrics.jsonl``: one JSON object per completed epoch.
 
-  def __init__(self, workdir: str, *, completed_epochs: int, writer: bool):
-    """Opens the log of a run that has ``completed_epochs`` checkpointed.
+  The records of the epochs a checkpoint covers are also stored in that
+  checkpoint (:mod:`rethink_jax.checkpoint`), so the log can always be
+  rebuilt from it: at start-up the file is rewritten atomically from the
+  restored records, which drops the lines of epochs after the checkpoint and
+  repairs a line torn by a kill or a full disk. Each new line is appended in
+  one write and flushed to disk before the epoch's checkpoint is saved.
+  """
 
-    Lines of later epochs (written after the last checkpoint of a run that
-    was then stopped) are dropped, so a resumed run never duplicates an
-    epoch.
+  def __init__(self, path: str, records: list[dict[str, Any]], *,
+               writer: bool):
+    """Starts the log from the records of the restored checkpoint.
 
     Args:
-      workdir: the run's working directory.
-      completed_epochs: epochs done by the restored state (0 if fresh).
+      path: the log file (``workdir/metrics.jsonl``).
+      records: the per-epoch records of the restored run ([] if fresh).
       writer: whether this process writes (process 0 of a multi-host run).
     """
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = path
     self.writer = writer
-    self.records: list[dict[str, Any]] = []
-    if os.path.exists(self.path):
-      with open(self.path) as f:
-        for line in f:
-          if line.strip():
-            record = json.loads(line)
-            if record["epoch"] <= completed_epochs:
-              self.records.append(record)
+    self.records = [json_safe(r) for r in records]
     if writer:
-      with open(self.path, "w") as f:
-        for record in self.records:
-          f.write(json.dumps(record, sort_keys=True) + "\n")
+      workdir.write_lines(path, (json.dumps(r, sort_keys=True)
+                                 for r in self.records))
 
   def write(self, record: dict[str, Any]) -> None:
-    """Appends one epoch's record."""
+    """Appends one epoch's record.
+
+    Raises:
+      workdir.WorkdirError: the line could not be written (e.g. a full
+        disk); the run can be resumed from its last checkpoint.
+    """
     record = json_safe(record)
     self.records.append(record)
-    if self.writer:
-      with open(self.path, "a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
+    if not self.writer:
+      return
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    try:
+      fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+      try:
+        written = os.write(fd, line)
+        os.fsync(fd)
+      finally:
+        os.close(fd)
+      if written != len(line):
+        raise OSError(errno.ENOSPC, "short write")
+    except OSError as e:
+      raise workdir.os_error(
+          e, self.path, f"append epoch {record.get('epoch')} to",
+          "Free disk space and run the same command again: it resumes from "
+          "the last checkpoint and repairs the log.") from e
 
 
 def show_progress(setting: str) -> bool:

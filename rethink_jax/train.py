@@ -14,19 +14,29 @@ Command line::
   python -m rethink_jax.train --config=experiments/configs/mlp_1x512.py \\
       --workdir=/tmp/mlp --config.num_epochs=3
 
-Multi-host (e.g. TPU pods, several GPU hosts): run the same command on every
-host with ``--config.distributed=True``; ``jax.distributed.initialize()``
-then finds the other processes from the cluster environment (SLURM, TPU
-metadata, or the ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` /
-``JAX_PROCESS_ID`` variables), and process 0 writes metrics and summary.
+Multi-process (TPU pods, several GPU hosts, or several processes on one
+machine): run the same command in every process. On a cluster that
+``jax.distributed.initialize()`` recognizes (Cloud TPU, SLURM, Open MPI,
+Kubernetes) add ``--config.distributed=True``; elsewhere name the
+coordinator and the processes::
+
+  python -m rethink_jax.train --config=... --workdir=/shared/run \\
+      --coordinator_address=host0:1234 --num_processes=2 --process_id=0
+
+Process 0 holds the workdir's lock and writes metrics and summary; every
+process writes its part of the checkpoints. Errors in the config, the data,
+the workdir or a checkpoint are printed as one message (``--traceback`` for
+the traceback) and exit with status 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -47,9 +57,13 @@ from rethink_jax import models
 from rethink_jax import preprocessing
 from rethink_jax import steps
 from rethink_jax import train_state
-from rethink_jax.dataset import ArrayDataset
+from rethink_jax import workdir as workdir_lib
+from rethink_jax.dataset import ArrayDataset, DataError
 
 P = jax.sharding.PartitionSpec
+
+
+SUMMARY_NAME = "summary.json"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -92,8 +106,8 @@ def _model(config: ml_collections.ConfigDict, num_classes: int):
         f"does not take them ({e}); leave dropout_rate at 0.") from e
 
 
-def _check_data(config: ml_collections.ConfigDict, train: Any,
-                train_size: int) -> None:
+def _check_sizes(config: ml_collections.ConfigDict, train: Any,
+                 train_size: int) -> None:
   if train_size < config.batch_size:
     raise config_lib.ConfigError(
         f"config.batch_size: {config.batch_size} is larger than the "
@@ -136,20 +150,80 @@ def _stop_reason(config: ml_collections.ConfigDict,
   return None
 
 
+def _check_epochs(config: ml_collections.ConfigDict, book: dict[str, Any],
+                  directory: str) -> None:
+  if book["epoch"] > config.num_epochs:
+    raise config_lib.ConfigError(
+        f"config.num_epochs: the run checkpointed in {directory} has already "
+        f"completed {book['epoch']} epochs, so num_epochs={config.num_epochs} "
+        f"cannot be honoured; use num_epochs >= {book['epoch']} (equal "
+        f"reports the finished run) or a new workdir.")
+
+
+def _check_data(book: dict[str, Any], fingerprint: dict[str, Any],
+                where: str) -> None:
+  changes = inputs.fingerprint_changes(book, fingerprint)
+  if changes:
+    raise DataError(
+        f"the data differ from those of the run in {where} "
+        f"({'; '.join(changes)}); a run cannot mix two data sets. Pass the "
+        f"same data (and data_seed, subsets and randomization) to resume, or "
+        f"use a new workdir.")
+
+
+def _set_aside_earlier_results(config: ml_collections.ConfigDict,
+                               workdir: str, fingerprint: dict[str, Any],
+                               writer: bool) -> None:
+  """Moves the results of a run with no checkpoint left out of the way.
+
+  A workdir whose checkpoints were deleted (or never written) may still hold
+  ``metrics.jsonl`` and ``summary.json``. A run with another config or other
+  data is refused; the same run starts over and the earlier files are moved
+  to ``earlier/<time>/``, never overwritten.
+  """
+  names = []
+  for name in (metrics.LOG_NAME, SUMMARY_NAME):
+    path = os.path.join(workdir, name)
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+      names.append(name)
+  if not names:
+    return
+  try:
+    with open(os.path.join(workdir, SUMMARY_NAME)) as f:
+      earlier = json.load(f)
+  except (OSError, ValueError):
+    earlier = None
+  if isinstance(earlier, dict) and isinstance(earlier.get("config"), dict):
+    where = f"{workdir} (its checkpoints are gone, its summary.json remains)"
+    _check_resume(config, earlier["config"], where)
+    saved = earlier.get("data", {}).get("fingerprint")
+    if saved is not None:
+      _check_data(saved, fingerprint, where)
+  if writer:
+    workdir_lib.set_aside(workdir, names, f"{workdir} has results but no "
+                          f"checkpoint to resume from, so the run starts over")
+
+
 def _initial_or_restored(config, model, tx, init_key, input_shape, sharding,
-                         checkpoints):
-  """A fresh state and bookkeeping, or those of the latest checkpoint."""
-  latest = checkpoints.latest_epoch()
-  if latest is None:
+                         checkpoints, fingerprint, writer):
+  """A fresh state and bookkeeping, or those of the newest good checkpoint."""
+  restored = None
+  if checkpoints.all_epochs():
+    like = jax.eval_shape(functools.partial(
+        train_state.create, model, tx, input_shape=input_shape), init_key)
+    restored = checkpoints.restore_latest(like, sharding)
+  if restored is None:
+    _set_aside_earlier_results(config, checkpoints.workdir, fingerprint,
+                               writer)
     state = train_state.initialize(model, tx, init_key, input_shape, sharding)
     book = dict(epoch=0, best_test_accuracy=None, best_epoch=None,
                 steps_to_fit=None, fitted_epoch=None, elapsed_s=0.0,
-                config=config.to_dict())
+                config=config.to_dict(), data=fingerprint, records=[])
     return state, book
-  like = jax.eval_shape(functools.partial(
-      train_state.create, model, tx, input_shape=input_shape), init_key)
-  state, book = checkpoints.restore(latest, like, sharding)
+  state, book = restored
   _check_resume(config, book["config"], checkpoints.directory)
+  _check_epochs(config, book, checkpoints.directory)
+  _check_data(book["data"], fingerprint, checkpoints.directory)
   book["config"] = config.to_dict()
   return state, book
 
@@ -335,8 +409,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Args:
     config: a config built from :func:`rethink_jax.config.base_config`.
     workdir: where ``metrics.jsonl``, ``checkpoints/`` and ``summary.json``
-      go. If it holds checkpoints of the same run, training resumes from the
-      latest one.
+      go; it holds one run and is locked while the run goes on. If it holds
+      checkpoints of the same run (same config and data), training resumes
+      from the newest good one.
     train: optional training set replacing ``config.dataset`` (which must
       then be ``"arrays"`` or the data set's own name). It is randomized with
       ``config.randomization`` and ``config.data_seed`` unless it already
@@ -351,24 +426,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   Raises:
     config_lib.ConfigError: an invalid config, or one that differs from the
-      checkpointed run in a field that cannot change on resume.
+      run already in the workdir in a field that cannot change on resume
+      (or asks for fewer epochs than it has done).
+    DataError: bad data, or data that differ from the run in the workdir.
+    workdir_lib.WorkdirError: the workdir cannot be used, or another
+      process is running in it (``WorkdirLockedError``).
+    checkpoint.CheckpointError: a checkpoint could not be saved (the last
+      good one is kept), or none of the workdir's checkpoints is good.
     NonFiniteLossError: the training loss became NaN or infinite; the
       message names the step and learning rate, and the last good
       checkpoint is kept.
+
+  See docs/reliability.md for what a workdir guarantees.
   """
   start = time.perf_counter()
-  if config.distributed and not jax.distributed.is_initialized():
-    jax.distributed.initialize()
+  if config.distributed:
+    initialize_distributed()
   config_lib.validate(config)
-  os.makedirs(workdir, exist_ok=True)
+  workdir = workdir_lib.prepare(workdir)
   writer = jax.process_index() == 0
+  with workdir_lib.Lock(workdir, enabled=writer):
+    return _train_and_evaluate(config, workdir, train, test, start=start,
+                               writer=writer)
+
+
+def _train_and_evaluate(config, workdir, train, test, *, start, writer):
+  """train_and_evaluate once the workdir is locked."""
   mesh = data_mesh()
   replicated = jax.sharding.NamedSharding(mesh, P())
 
   train, test, train_ids, test_ids = inputs.load(config, train, test)
+  fingerprint = inputs.fingerprint(train, test, train_ids, test_ids)
   streamed = inputs.is_streamed(train)
   train_size = int(train_ids.shape[0])
-  _check_data(config, train, train_size)
+  _check_sizes(config, train, train_size)
   steps_per_epoch = train_size // config.batch_size  # Drops the remainder.
 
   model = _model(config, train.num_classes)
@@ -391,19 +482,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   init_key, shuffle_key, step_key = jax.random.split(
       jax.random.key(config.seed), 3)
 
-  checkpoints = checkpoint.Checkpoints(workdir, config.checkpoints_to_keep)
-  state, book = _initial_or_restored(config, model, tx, init_key, input_shape,
-                                     replicated, checkpoints)
-  elapsed_before = book["elapsed_s"]
-  log = metrics.MetricsLog(workdir, completed_epochs=book["epoch"],
-                           writer=writer)
+  with contextlib.ExitStack() as cleanup:
+    checkpoints = checkpoint.Checkpoints(workdir, config.checkpoints_to_keep)
+    cleanup.callback(checkpoints.close)
+    state, book = _initial_or_restored(config, model, tx, init_key,
+                                       input_shape, replicated, checkpoints,
+                                       fingerprint, writer)
+    elapsed_before = book["elapsed_s"]
+    log = metrics.MetricsLog(os.path.join(workdir, metrics.LOG_NAME),
+                             book["records"], writer=writer)
+    book["records"] = log.records
 
-  loop = _Loop(config, fns, schedule, mesh, train, test, train_ids, test_ids,
-               steps_per_epoch, (shuffle_key, step_key), checkpoints)
-  loop.bar = metrics.progress_bar(
-      config.progress, total=config.num_epochs * steps_per_epoch,
-      initial=min(book["epoch"], config.num_epochs) * steps_per_epoch)
-  try:
+    loop = _Loop(config, fns, schedule, mesh, train, test, train_ids,
+                 test_ids, steps_per_epoch, (shuffle_key, step_key),
+                 checkpoints)
+    cleanup.callback(loop.close)
+    loop.bar = metrics.progress_bar(
+        config.progress, total=config.num_epochs * steps_per_epoch,
+        initial=min(book["epoch"], config.num_epochs) * steps_per_epoch)
+    cleanup.callback(loop.bar.close)
     while _stop_reason(config, book) is None:
       epoch = book["epoch"]
       epoch_start = time.perf_counter()
@@ -428,11 +525,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       log.write(record)
       if (book["epoch"] % config.checkpoint_every_epochs == 0 or
           _stop_reason(config, book) is not None):
-        checkpoints.save(book["epoch"], state, book)
-  finally:
-    loop.bar.close()
-    loop.close()
-    checkpoints.close()
+        checkpoints.save(book["epoch"], state, metrics.json_safe(book))
 
   total = elapsed_before + time.perf_counter() - start
   summary = dict(
@@ -442,7 +535,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 image_shape=list(input_shape),
                 steps_per_epoch=steps_per_epoch,
                 dropped_per_epoch=train_size - steps_per_epoch
-                * config.batch_size),
+                * config.batch_size, fingerprint=fingerprint),
       corruption=train.manifest,
       param_count=models.count_params(state.params),
       devices=dict(count=jax.device_count(),
@@ -460,9 +553,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       total_time_s=total,
       versions=_versions())
   if writer:
-    metrics.write_json(os.path.join(workdir, "summary.json"), summary)
+    metrics.write_json(os.path.join(workdir, SUMMARY_NAME), summary)
   return metrics.json_safe(summary)
 
+
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """Joins a multi-process run (several hosts, or processes on one host).
+
+  Call it, on every process, before any other JAX call. With no arguments,
+  ``jax.distributed.initialize`` finds the processes from the cluster
+  environment (Cloud TPU metadata, SLURM, Open MPI, Kubernetes); elsewhere
+  give the coordinator's ``host:port`` (process 0's host), the number of
+  processes and this process's id (0 .. num_processes - 1). The command line
+  passes ``--coordinator_address``, ``--num_processes`` and ``--process_id``
+  here; ``config.distributed=True`` calls it with no arguments. On CPU the
+  processes exchange gradients through Gloo.
+  """
+  if jax.distributed.is_initialized():
+    return
+  if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes,
+                             process_id=process_id)
+
+
+# Errors whose message says everything a user needs: the command line prints
+# the message alone (the traceback with --traceback).
+USER_ERRORS = (config_lib.ConfigError, DataError, workdir_lib.WorkdirError,
+               checkpoint.CheckpointError, NonFiniteLossError)
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Training config file (experiments/configs/*.py).",
@@ -470,18 +591,60 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for metrics, checkpoints and the summary; "
     "an existing run there is resumed.")
+_TRACEBACK = flags.DEFINE_bool(
+    "traceback", False, "On a configuration, data, workdir or checkpoint "
+    "error, print the full traceback, not just the message.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "Multi-process runs: host:port of process "
+    "0's coordinator (see initialize_distributed).")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Multi-process runs: the number of processes.")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "Multi-process runs: this process's id, 0 .. "
+    "num_processes - 1.")
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    if (_COORDINATOR.value, _NUM_PROCESSES.value,
+        _PROCESS_ID.value) != (None, None, None):
+      initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                             _PROCESS_ID.value)
+    summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except USER_ERRORS as e:
+    if _TRACEBACK.value:
+      raise
+    print(f"error: {e}", file=sys.stderr)
+    print("(run with --traceback for the full traceback)", file=sys.stderr)
+    sys.exit(1)
   print(json.dumps(dict(final=summary["final"],
                         steps_to_fit=summary["steps_to_fit"],
                         best_test_accuracy=summary["best_test_accuracy"],
                         stopped=summary["stopped"]), indent=2))
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with config-override mistakes as one message.
+
+  A misspelt or mistyped ``--config.FIELD`` raises inside ml_collections
+  while the flags are parsed, before :func:`main` runs.
+  """
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e}\nPass --help for the flags.", file=sys.stderr)
+    sys.exit(1)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    if "--traceback" in argv:
+      raise
+    message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
+    print(f"error: a --config override cannot be applied: {message}",
+          file=sys.stderr)
+    sys.exit(1)
+
+
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
