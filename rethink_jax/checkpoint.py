@@ -121,8 +121,8 @@ class Checkpoints:
       # Orbax raises the OSError itself or wraps it; either way this epoch's
       # checkpoint does not exist and the previous one is intact.
       previous = [s for s in self._manager.all_steps() if s < epoch]
-      kept = (f"the last good checkpoint, {self.folder(max(previous))}, is "
-              f"kept" if previous else "no earlier checkpoint exists")
+      kept = (f"The last good checkpoint, {self.folder(max(previous))}, is "
+              f"kept" if previous else "No earlier checkpoint exists")
       raise CheckpointError(
           f"could not save the checkpoint of epoch {epoch} in "
           f"{self.folder(epoch)}: {type(e).__name__}: {e}. {kept}. Free disk "
