@@ -302,3 +302,33 @@ def test_max_pool_rejects_non_float_or_non_nhwc():
     pooling.max_pool(jnp.zeros((2, 8, 8, 3), jnp.int32), (3, 3), (2, 2))
   with pytest.raises(ValueError, match="float NHWC"):
     pooling.max_pool(jnp.zeros((8, 8, 3)), (3, 3), (2, 2))
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_every_parameter_array_gets_a_gradient(name):
+  """A training step reaches every parameter array of every model.
+
+  A conv bias followed by BatchNorm without a shift gets a zero gradient
+  (BN subtracts the batch mean), which this catches (max |grad| ~ 1e-8
+  there against > 1e-4 everywhere else).
+  """
+  is_v3 = name == "inception_v3"
+  shape = V3_SMALL_SHAPE if is_v3 else CIFAR_SHAPE
+  model = models.create(name, num_classes=10)
+  variables = _random_variables(model, shape)
+  batch = 8
+  labels = jnp.arange(batch) % 10
+  rngs = {"dropout": jax.random.key(2)}
+
+  def loss(params, x):
+    logits, _ = model.apply({**variables, "params": params}, x, train=True,
+                            mutable=["batch_stats"], rngs=rngs)
+    return -jnp.mean(jnp.take_along_axis(
+        jax.nn.log_softmax(logits), labels[:, None], axis=1))
+
+  grads = jax.jit(jax.grad(loss), compiler_options=_FAST_COMPILE)(
+      variables["params"], _inputs(shape, batch=batch))
+  flat = jax.tree_util.tree_leaves_with_path(grads)
+  dead = [jax.tree_util.keystr(path) for path, g in flat
+          if not np.abs(np.asarray(g)).max() > 1e-6]
+  assert not dead, f"{len(dead)} of {len(flat)} arrays get no gradient: {dead}"

@@ -2,17 +2,19 @@
 
 Built from three modules (Appendix A, Figure 3):
 
-* conv module: conv (with bias) -> BatchNorm -> ReLU;
+* conv module: conv -> BatchNorm -> ReLU;
 * inception module(C1, C3): a 1x1 conv module with C1 filters and a 3x3 conv
   module with C3 filters side by side, concatenated along channels;
 * downsample module(C3): a 3x3 stride-2 conv module with C3 filters beside a
   3x3 stride-2 max-pool, concatenated.
 
 SAME padding everywhere, so a 28x28 input goes 28 -> 14 -> 7 and the final
-mean pool covers the 7x7 map. The convolutions carry a bias and BatchNorm has
-neither scale nor shift, which gives Table 1's 1,649,402 parameters for both
-the network and its "w/o BatchNorm" variant (the variant drops every BN layer
-and nothing else).
+mean pool covers the 7x7 map. Each conv module has one learned offset per
+filter, which gives Table 1's 1,649,402 parameters for both the network and
+its "w/o BatchNorm" variant. With BatchNorm it is BN's shift (beta) and the
+conv has no bias, the TF-slim form (``batch_norm(scale=False)``): a bias
+before BN would be cancelled by BN's mean subtraction and never learn.
+Without BatchNorm the offset is the conv's bias.
 
 BatchNorm constants are not in the paper. We use momentum 0.99 (the decay of
 the running averages; Keras' default) and epsilon 1e-3 (TF-slim's and Keras'
@@ -49,7 +51,9 @@ FIGURE3_BLOCKS: tuple[tuple[str, tuple[int, ...]], ...] = (
 
 
 class ConvModule(nn.Module):
-  """Figure 3's conv module: conv (with bias) -> BatchNorm -> ReLU.
+  """Figure 3's conv module: conv -> BatchNorm (learned shift) -> ReLU.
+
+  Without BatchNorm: conv with a bias -> ReLU.
 
   Attributes:
     features: Number of filters C.
@@ -75,10 +79,11 @@ class ConvModule(nn.Module):
     """Applies conv, BatchNorm (if enabled) and ReLU to an NHWC batch."""
     k, s = self.kernel_size, self.strides
     x = nn.Conv(self.features, (k, k), strides=(s, s), padding="SAME",
-                use_bias=True, dtype=self.dtype, name="conv")(x)
+                use_bias=not self.batch_norm, dtype=self.dtype,
+                name="conv")(x)
     if self.batch_norm:
       x = nn.BatchNorm(use_running_average=not train, use_scale=False,
-                       use_bias=False, momentum=self.bn_momentum,
+                       use_bias=True, momentum=self.bn_momentum,
                        epsilon=self.bn_epsilon, dtype=self.dtype,
                        name="bn")(x)
     return nn.relu(x)
