@@ -818,7 +818,8 @@ def _check_pair(train: ArrayDataset, test: ArrayDataset) -> None:
 def randomize(train: ArrayDataset, test: ArrayDataset, name: str, *,
               seed: int, p: float | None = None,
               statistics: str | None = None,
-              corrupt_test_labels: bool = False
+              corrupt_test_labels: bool = False,
+              train_indices=None, test_indices=None
               ) -> tuple[ArrayDataset, ArrayDataset]:
   """Applies one randomization test of Section 2.1 to a train/test pair.
 
@@ -858,6 +859,11 @@ def randomize(train: ArrayDataset, test: ArrayDataset, name: str, *,
     corrupt_test_labels: also corrupt the test labels, with an independent
       draw; only for ``partially_corrupted_labels`` and ``random_labels``.
       Off by default, as in the paper.
+    train_indices, test_indices: the position of each example in its full
+      split (default ``arange``). A subset randomized with its examples'
+      original positions gets exactly the draws those examples get in the
+      full split, so a run on a subset is the same experiment on fewer
+      examples. (The Gaussian statistics are those of the images passed.)
 
   Returns:
     ``(train, test)``: new :class:`ArrayDataset` objects whose ``manifest``
@@ -901,15 +907,17 @@ def randomize(train: ArrayDataset, test: ArrayDataset, name: str, *,
   label_p = {"true_labels": 0.0, "random_labels": 1.0,
              "partially_corrupted_labels": p}.get(name)
   new_train, new_test = train, test
+  train_idx = _as_indices(train_indices, len(train), "training examples")
+  test_idx = _as_indices(test_indices, len(test), "test examples")
   if name in LABEL_RANDOMIZATIONS:
     labels, _ = corrupt_labels(
         randomization_key(seed, "train_labels"), train.true_labels,
-        label_p, train.num_classes)
+        label_p, train.num_classes, indices=train_idx)
     new_train = train.replace(labels=labels)
     if corrupt_test_labels:
       labels, _ = corrupt_labels(
           randomization_key(seed, "test_labels"), test.true_labels,
-          label_p, test.num_classes)
+          label_p, test.num_classes, indices=test_idx)
       new_test = test.replace(labels=labels)
   elif name == "shuffled_pixels":
     key = randomization_key(seed, "shuffled_pixels")
@@ -918,12 +926,12 @@ def randomize(train: ArrayDataset, test: ArrayDataset, name: str, *,
     new_test = test.replace(images=shuffle_pixels(key, test.images))
   elif name == "random_pixels":
     new_train = train.replace(images=randomize_pixels(
-        randomization_key(seed, "random_pixels"), train.images))
+        randomization_key(seed, "random_pixels"), train.images,
+        indices=train_idx))
   elif name == "gaussian":
     stats = pixel_stats(train.images, statistics or "global")
     new_train = train.replace(images=gaussian_images(
-        randomization_key(seed, "gaussian"), stats,
-        indices=np.arange(len(train))))
+        randomization_key(seed, "gaussian"), stats, indices=train_idx))
 
   common = {"name": name, "p": label_p, "seed": seed, "stats": stats,
             "permutation": permutation}

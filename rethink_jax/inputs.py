@@ -134,15 +134,20 @@ def load(config: ml_collections.ConfigDict, train: ArrayDataset | None = None,
                              config.data_seed, _TRAIN_SUBSET)
   test_ids = subset_indices(size(test), config.test_examples,
                             config.data_seed, _TEST_SUBSET)
-  if not is_streamed(train):
-    train, test = _take(train, train_ids), _take(test, test_ids)
-    train_ids, test_ids = np.arange(len(train)), np.arange(len(test))
-  train, test = _randomize(config, train, test)
-  return train, test, train_ids, test_ids
+  if is_streamed(train):
+    train, test = _randomize(config, train, test)
+    return train, test, train_ids, test_ids
+  # A subset is randomized by its examples' positions in the full split, so
+  # example i gets the same random label (or pixels) as in a full run.
+  train, test = _randomize(config, _take(train, train_ids),
+                           _take(test, test_ids), train_ids, test_ids)
+  return train, test, np.arange(len(train)), np.arange(len(test))
 
 
 def _randomize(config: ml_collections.ConfigDict, train: AnyDataset,
-               test: AnyDataset) -> tuple[AnyDataset, AnyDataset]:
+               test: AnyDataset, train_ids: np.ndarray | None = None,
+               test_ids: np.ndarray | None = None
+               ) -> tuple[AnyDataset, AnyDataset]:
   """Applies config.randomization once, unless the data carry a manifest."""
   if train.manifest is not None:
     applied = train.manifest.get("randomization")
@@ -163,7 +168,9 @@ def _randomize(config: ml_collections.ConfigDict, train: AnyDataset,
   if config.gaussian_statistics is not None:
     kwargs["statistics"] = config.gaussian_statistics
   return corruption.randomize(train, test, config.randomization,
-                              seed=config.data_seed, p=p, **kwargs)
+                              seed=config.data_seed, p=p,
+                              train_indices=train_ids, test_indices=test_ids,
+                              **kwargs)
 
 
 def check_pair(train: AnyDataset, test: AnyDataset) -> None:

@@ -182,6 +182,28 @@ def test_training_labels_are_randomized_once_and_test_labels_stay_clean():
     inputs.load(make_config(randomization="shuffled_pixels"), a_train, a_test)
 
 
+@pytest.mark.parametrize("randomization, changes", [
+    ("random_labels", {}),
+    ("partially_corrupted_labels", {"corruption_probability": 0.4}),
+    ("random_pixels", {}),
+])
+def test_a_subset_is_randomized_as_in_the_full_run(randomization, changes):
+  """Example i gets the same draw in a subset run as in the full run."""
+  from rethink_jax import inputs  # pylint: disable=g-import-not-at-top
+  train_set, test_set = synthetic(300), synthetic(80, 1, split="test")
+  full, _, _, _ = inputs.load(
+      make_config(randomization=randomization, data_seed=3, **changes),
+      train_set, test_set)
+  config = make_config(randomization=randomization, data_seed=3,
+                       train_examples=60, **changes)
+  subset, _, _, _ = inputs.load(config, train_set, test_set)
+  ids = inputs.subset_indices(300, 60, 3, inputs._TRAIN_SUBSET)
+  assert not np.array_equal(ids, np.arange(60))
+  np.testing.assert_array_equal(subset.true_labels, full.true_labels[ids])
+  np.testing.assert_array_equal(subset.labels, full.labels[ids])
+  np.testing.assert_array_equal(subset.images, full.images[ids])
+
+
 def test_early_stopping_reports_the_best_epoch(tmp_path):
   config = make_config(num_epochs=30, early_stopping_patience=2,
                        learning_rate=0.05)
