@@ -466,7 +466,9 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
   schedule = train_state.learning_rate_schedule(
       config_lib.learning_rate(config), config.lr_decay_factor,
       steps_per_epoch, config.lr_decay_staircase)
-  tx = train_state.optimizer(schedule, config.momentum, config.weight_decay)
+  tx = train_state.optimizer(
+      schedule, config.momentum, config.weight_decay,
+      models.weight_decay_mask(config.model, config.weight_decay_scope))
   train_pipeline, eval_pipeline = _pipelines(config, streamed)
   fns = steps.compile_fns(model, tx, train_preprocess=train_pipeline,
                           eval_preprocess=eval_pipeline,

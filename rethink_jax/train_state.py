@@ -9,7 +9,7 @@ reaches the optimizer as ``optax.add_decayed_weights`` before the SGD step.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
 
 import flax
 import flax.linen as nn
@@ -66,19 +66,24 @@ def _kernel_mask(params: Any) -> Any:
 
 
 def optimizer(schedule: optax.Schedule, momentum: float,
-              weight_decay: float) -> optax.GradientTransformation:
+              weight_decay: float,
+              mask: Callable[[Any], Any] | None = None
+              ) -> optax.GradientTransformation:
   """SGD with momentum and an optional l2 penalty on the weights.
 
   ``weight_decay`` is the coefficient lambda of ``lambda / 2 * ||w||^2``
-  summed over the conv and dense kernels (biases are not decayed, as in
-  TF-slim's ``weights_regularizer``). Its gradient ``lambda * w`` is added to
-  the loss gradient before the momentum SGD step, so the learning rate scales
-  it as it scales the loss gradient (paper-spec §3, "weight decay").
+  summed over the parameters ``mask`` selects (default: the conv and dense
+  kernels, not biases, as in TF-slim's ``weights_regularizer``; see
+  :func:`rethink_jax.models.weight_decay_mask`). Its gradient ``lambda * w``
+  is added to the loss gradient before the momentum SGD step, so the
+  learning rate scales it as it scales the loss gradient (Section 3,
+  "weight decay"; TF's ``wd * l2_loss(w)`` is the same penalty).
 
   Args:
     schedule: the learning rate as a function of the step.
     momentum: SGD momentum (0.9 in the paper).
     weight_decay: lambda; 0 leaves the penalty out of the chain entirely.
+    mask: params tree -> tree of booleans, the decayed parameters.
 
   Returns:
     An optax gradient transformation.
@@ -86,7 +91,8 @@ def optimizer(schedule: optax.Schedule, momentum: float,
   sgd = optax.sgd(schedule, momentum=momentum)
   if weight_decay == 0.0:
     return sgd
-  return optax.chain(optax.add_decayed_weights(weight_decay, _kernel_mask), sgd)
+  return optax.chain(
+      optax.add_decayed_weights(weight_decay, mask or _kernel_mask), sgd)
 
 
 def create(model: nn.Module, tx: optax.GradientTransformation,

@@ -84,6 +84,8 @@ BAD_CONFIGS = [
     (dict(lr_decay_factor=1.5), "lr_decay_factor", "(0, 1]"),
     (dict(weight_decay=-1e-4), "weight_decay", ">= 0"),
     (dict(dropout_rate=1.0), "dropout_rate", "[0, 1)"),
+    (dict(weight_decay_scope="biases"), "weight_decay_scope",
+     "choose one of"),
     (dict(image_size=299), "image_size", "only applies to streamed"),
     (dict(dataset="imagenette"), "image_size", "needs a positive"),
     (dict(dataset="imagenette", image_size=75, randomization="gaussian"),
@@ -196,6 +198,37 @@ def test_weight_decay_reaches_the_optimizer_and_spares_biases():
   # lambda * w scaled by -lr: the gradient of lambda/2 ||w||^2.
   np.testing.assert_allclose(u_decayed["kernel"], -0.1 * 0.01, rtol=1e-6)
   np.testing.assert_array_equal(u_decayed["bias"], 0.0)
+
+
+def test_alexnet_weight_decay_is_the_tf_tutorials():
+  """0.004 on the two hidden dense layers only; other models: all kernels."""
+  assert config_lib.table1_config("alexnet", "weight_decay").weight_decay == (
+      0.004)
+  assert config_lib.table1_config("mlp_1x512", "weight_decay").weight_decay \
+      == 5e-4
+  model = models.create("alexnet")
+  params = jax.eval_shape(lambda k: models.init(model, k, (28, 28, 3)),
+                          jax.random.key(0))["params"]
+  params = jax.tree_util.tree_map(lambda s: jnp.ones(s.shape), params)
+  grads = jax.tree_util.tree_map(jnp.zeros_like, params)
+  schedule = train_state.learning_rate_schedule(0.01, 0.95, 10)
+
+  def decayed_layers(scope):
+    tx = train_state.optimizer(schedule, 0.9, 0.004,
+                               models.weight_decay_mask("alexnet", scope))
+    updates, _ = tx.update(grads, tx.init(params), params)
+    out = set()
+    for path, u in jax.tree_util.tree_leaves_with_path(updates):
+      if np.any(u != 0):
+        np.testing.assert_allclose(u, -0.01 * 0.004, rtol=1e-6)
+        out.add(jax.tree_util.keystr(path))
+    return out
+
+  assert decayed_layers("model") == {"['dense1']['kernel']",
+                                     "['dense2']['kernel']"}
+  assert decayed_layers("all_kernels") == {
+      f"['{layer}']['kernel']" for layer in
+      ("conv1", "conv2", "dense1", "dense2", "logits")}
 
 
 def test_learning_rate_decays_per_epoch_staircase_or_continuous():

@@ -34,6 +34,12 @@ _BATCH_NORM = frozenset({"inception", "inception_v3"})
 
 MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
+# The layers whose kernels the model's own weight decay acts on, where it is
+# not every conv and dense kernel. AlexNet is the TF CIFAR-10 tutorial model,
+# whose decay (0.004) covers only the two hidden fully connected layers.
+_DECAYED_LAYERS: dict[str, tuple[str, ...]] = {"alexnet": ("dense1", "dense2")}
+WEIGHT_DECAY_SCOPES = ("model", "all_kernels")
+
 
 def _check_name(name: str) -> None:
   if name not in _FACTORIES:
@@ -85,6 +91,36 @@ def init(model: nn.Module, key: jax.Array,
   return dict(model.init({"params": key}, x, train=False))
 
 
+def weight_decay_mask(name: str, scope: str = "model"
+                      ) -> Callable[[Any], Any]:
+  """Which parameters an l2 penalty acts on, as an optax mask function.
+
+  Args:
+    name: One of ``MODEL_NAMES``.
+    scope: ``"model"``: the model's reference regularizer (AlexNet: the
+      kernels of its two hidden dense layers, as in the TF CIFAR-10
+      tutorial; every other model: all conv and dense kernels, TF-slim's
+      ``weights_regularizer``); ``"all_kernels"``: all conv and dense kernels.
+      Biases and BatchNorm shifts are never decayed.
+
+  Returns:
+    A function from a params tree to a tree of booleans.
+  """
+  _check_name(name)
+  if scope not in WEIGHT_DECAY_SCOPES:
+    raise ValueError(f"unknown weight decay scope {scope!r}; use one of "
+                     f"{WEIGHT_DECAY_SCOPES}.")
+  layers = _DECAYED_LAYERS.get(name) if scope == "model" else None
+
+  def mask(params):
+    def decayed(path, leaf):
+      top = getattr(path[0], "key", None)
+      return leaf.ndim > 1 and (layers is None or top in layers)
+    return jax.tree_util.tree_map_with_path(decayed, params)
+
+  return mask
+
+
 def count_params(params: Any) -> int:
   """Total number of entries in a pytree of parameter arrays (or shapes).
 
@@ -108,4 +144,5 @@ __all__ = [
     "init",
     "local_response_normalization",
     "uses_batch_norm",
+    "weight_decay_mask",
 ]
