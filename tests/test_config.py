@@ -95,6 +95,7 @@ BAD_CONFIGS = [
     (dict(compute_dtype="float16"), "compute_dtype", "choose one of"),
     (dict(steps_per_call=-1), "steps_per_call", ">= 0"),
     (dict(fit_threshold=0.0), "fit_threshold", "(0, 1]"),
+    (dict(converge_loss=0.0), "converge_loss", "> 0"),
     (dict(early_stopping_patience=-1), "early_stopping_patience", ">= 0"),
     (dict(checkpoint_every_epochs=0), "checkpoint_every_epochs", ">= 1"),
     (dict(checkpoints_to_keep=0), "checkpoints_to_keep", ">= 1"),

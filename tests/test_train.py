@@ -150,6 +150,24 @@ def test_metrics_corrupted_and_clean_subsets_and_steps_to_fit(tmp_path):
     assert json.load(f) == summary
 
 
+def test_convergence_is_the_first_epoch_at_the_loss_threshold(tmp_path):
+  """Figure 1b's time to overfit: steps until the training loss <= 0.05."""
+  config = make_config(randomization="random_labels", learning_rate=0.05,
+                       num_epochs=60, converge_loss=0.05,
+                       stop_when_converged=True)
+  summary = train.train_and_evaluate(config, str(tmp_path), synthetic(64),
+                                     synthetic(16, 1))
+  records = read_metrics(tmp_path)
+  assert summary["stopped"] == "converged"
+  assert records[-1]["train_loss"] <= 0.05
+  assert all(r["train_loss"] > 0.05 for r in records[:-1])
+  assert summary["steps_to_converge"] == records[-1]["step"] == 4 * len(
+      records)
+  assert summary["converged_epoch"] == len(records)
+  assert [r["steps_to_converge"] for r in records] == [None] * (
+      len(records) - 1) + [summary["steps_to_converge"]]
+
+
 def test_clean_labels_have_no_corrupted_subset(tmp_path):
   config = make_config()
   summary = train.train_and_evaluate(config, str(tmp_path), synthetic(20),
