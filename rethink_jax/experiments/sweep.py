@@ -1,0 +1,156 @@
+"""Running a set of training runs: each run once, resumably, shardable.
+
+An experiment declares the configs it needs (:mod:`rethink_jax.experiments.
+suite`). A run's workdir is derived from its config alone
+(:func:`run_name`), so two experiments that need the same run (Table 1's
+random-label row and Figure 1b's p = 1 point, say) share one workdir and it
+is trained once. :func:`run` trains what is missing, resumes what is
+partial (the trainer resumes from the workdir's checkpoints) and skips what
+is done; ``shard=(i, n)`` takes every n-th run so that n hosts can split a
+sweep, each run still using every device of its host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+import ml_collections
+
+from rethink_jax import config as config_lib
+
+SUMMARY = "summary.json"
+
+
+def _identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The fields that make a run what it is (not the run-control ones)."""
+  return {k: v for k, v in config.to_dict().items()
+          if k not in config_lib.RESUMABLE_FIELDS}
+
+
+def run_key(config: ml_collections.ConfigDict) -> str:
+  """10 hex digits of the SHA-256 of the config's identifying fields."""
+  text = json.dumps(_identity(config), sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def run_name(config: ml_collections.ConfigDict) -> str:
+  """``<model>/<randomization>[_p..][+regularizers][_n..][_s..]-<key>``.
+
+  Readable, and unique through the key: configs that differ in any field
+  other than the run-control ones (``config.RESUMABLE_FIELDS``) get
+  different names; the same config always gets the same one.
+  """
+  parts = [config.randomization]
+  if config.randomization == "partially_corrupted_labels":
+    parts = [f"corrupted_p{config.corruption_probability:g}"]
+  for field, tag in (("random_crop", "crop"), ("flip_and_rotate", "flip"),
+                     ("weight_decay", "wd"), ("dropout_rate", "dropout")):
+    if config[field]:
+      parts.append(f"+{tag}")
+  if config.train_examples:
+    parts.append(f"_n{config.train_examples}")
+  parts.append(f"_s{config.seed}")
+  return f"{config.model}/{''.join(parts)}-{run_key(config)}"
+
+
+def workdir(root: str, config: ml_collections.ConfigDict) -> str:
+  """Where the run of ``config`` lives under ``root``."""
+  return os.path.join(root, run_name(config))
+
+
+def read_summary(path: str) -> dict[str, Any] | None:
+  """A run's summary.json, or None if it has none (or it is unreadable)."""
+  try:
+    with open(os.path.join(path, SUMMARY)) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def status(root: str, config: ml_collections.ConfigDict) -> str:
+  """``"done"``, ``"partial"`` or ``"missing"``.
+
+  Done: the workdir's summary.json was written by this very config (run
+  control included, so raising ``num_epochs`` makes a done run partial
+  again). Partial: anything else in the workdir.
+  """
+  path = workdir(root, config)
+  summary = read_summary(path)
+  if summary is not None and summary.get("config") == config.to_dict():
+    return "done"
+  if os.path.isdir(path) and os.listdir(path):
+    return "partial"
+  return "missing"
+
+
+def unique(configs: Iterable[ml_collections.ConfigDict]
+           ) -> list[ml_collections.ConfigDict]:
+  """One config per run name, sorted by name (a stable order to shard)."""
+  by_name = {}
+  for config in configs:
+    name = run_name(config)
+    if name in by_name and by_name[name].to_dict() != config.to_dict():
+      raise ValueError(
+          f"two declarations of run {name} differ in run-control fields: "
+          f"{by_name[name].to_dict()} vs {config.to_dict()}; declare one.")
+    by_name[name] = config
+  return [by_name[name] for name in sorted(by_name)]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+  """``"i/n"`` -> ``(i, n)`` with 0 <= i < n."""
+  try:
+    index, count = (int(x) for x in text.split("/"))
+  except ValueError:
+    raise ValueError(f"--shard must look like i/n (e.g. 0/2); got "
+                     f"{text!r}.") from None
+  if not 0 <= index < count:
+    raise ValueError(f"--shard {text}: need 0 <= i < n.")
+  return index, count
+
+
+def run(configs: Sequence[ml_collections.ConfigDict], root: str, *,
+        shard: tuple[int, int] = (0, 1),
+        train_fn: Callable[..., dict[str, Any]] | None = None,
+        dry_run: bool = False,
+        log: Callable[[str], None] = lambda line: print(line, flush=True)
+        ) -> list[dict[str, Any]]:
+  """Trains the runs of this shard that are not done, one after another.
+
+  Args:
+    configs: the runs' configs (duplicates are merged).
+    root: the folder the workdirs go under.
+    shard: ``(i, n)``: this host takes runs i, i + n, i + 2n, ... of the
+      sorted unique runs.
+    train_fn: ``train_fn(config, workdir)``; default
+      :func:`rethink_jax.train.train_and_evaluate`.
+    dry_run: only report each run's status.
+    log: where the one line per run goes (default: standard output).
+
+  Returns:
+    One entry per run of the shard: ``name``, ``workdir``, ``before``
+    (status before) and ``seconds`` spent training (0 when skipped).
+  """
+  if train_fn is None:
+    from rethink_jax import train  # pylint: disable=g-import-not-at-top
+    train_fn = train.train_and_evaluate
+  index, count = shard
+  mine = unique(configs)[index::count]
+  report = []
+  for number, config in enumerate(mine, 1):
+    name, path = run_name(config), workdir(root, config)
+    before = status(root, config)
+    entry = dict(name=name, workdir=path, before=before, seconds=0.0)
+    report.append(entry)
+    log(f"[{number}/{len(mine)}] {name}: {before}")
+    if before == "done" or dry_run:
+      continue
+    start = time.perf_counter()
+    train_fn(config, path)
+    entry["seconds"] = time.perf_counter() - start
+    log(f"[{number}/{len(mine)}] {name}: done in {entry['seconds']:.0f} s")
+  return report

@@ -1,0 +1,165 @@
+"""The experiment layer: declarations of the paper's runs and the sweep runner.
+
+The runner is tested on tiny MLP runs on synthetic data (seconds each).
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from rethink_jax import config as config_lib
+from rethink_jax import paper
+from rethink_jax import train
+from rethink_jax.dataset import from_arrays
+from rethink_jax.experiments import suite
+from rethink_jax.experiments import sweep
+
+
+def test_shared_runs_are_declared_once():
+  entries = suite.entries([], "cpu")
+  names = {e.experiment: {} for e in entries}
+  for e in entries:
+    names[e.experiment][tuple(sorted(e.row.items()))] = sweep.run_name(
+        e.config)
+  random_inception = names["table1"][tuple(sorted(dict(
+      model="inception", random_crop=False, weight_decay=False,
+      random_labels=True, seed=0).items()))]
+  assert names["figure1a"][(("randomization", "random_labels"),
+                            ("seed", 0))] == random_inception
+  assert names["figure1bc"][(("model", "inception"), ("p", 1.0),
+                             ("seed", 0))] == random_inception
+  clean = names["figure1bc"][(("model", "alexnet"), ("p", 0.0), ("seed", 0))]
+  assert clean == names["table1"][tuple(sorted(dict(
+      model="alexnet", random_crop=False, weight_decay=False,
+      random_labels=False, seed=0).items()))]
+  # 19 Table 1 rows + 3 Figure 1a curves + 12 new Figure 1b/c points + 6
+  # Table 4 rows (Figure 2b is two Table 1 rows).
+  assert len(entries) == 19 + 5 + 18 + 2 + 6
+  assert len(sweep.unique(e.config for e in entries)) == 40
+  assert len(suite.entries(["table1"], "cpu", seeds=3)) == 3 * len(
+      paper.TABLE1)
+
+
+def test_run_names_identify_configs():
+  a = suite.base_config("mlp_1x512", "cpu", 0)
+  b = suite.base_config("mlp_1x512", "cpu", 0)
+  assert sweep.run_name(a) == sweep.run_name(b)
+  other = [suite.base_config("mlp_1x512", "cpu", 1),
+           suite.base_config("mlp_1x512", "paper", 0),
+           suite.base_config("mlp_1x512", "cpu", 0, weight_decay=True),
+           suite.base_config("mlp_1x512", "cpu", 0,
+                             randomization="partially_corrupted_labels",
+                             p=0.4)]
+  assert len({sweep.run_name(c) for c in [a] + other}) == 5
+  # Run control (e.g. more epochs) does not make another run.
+  with a.unlocked():
+    a.num_epochs = 7
+  assert sweep.run_name(a) == sweep.run_name(b)
+
+
+def test_scales_follow_the_protocol():
+  cpu = suite.base_config("inception", "cpu", 0)
+  full = suite.base_config("inception", "paper", 0)
+  config_lib.validate(cpu)
+  config_lib.validate(full)
+  assert full.train_examples == 0 and full.num_epochs == 100
+  assert full.lr_decay_factor == pytest.approx(0.95)
+  n = suite.CPU_SCALE["inception"].train_examples
+  assert cpu.train_examples == n and n % cpu.batch_size == 0
+  # The learning rate decays per 50,000 examples seen.
+  assert cpu.lr_decay_factor ** (50_000 / n) == pytest.approx(0.95)
+  augmented = suite.table4("cpu")[-1].config
+  assert augmented.flip_and_rotate and augmented.randomization == (
+      "random_labels")
+  assert augmented.lr_decay_factor ** (50_000 / n) == pytest.approx(0.999)
+  assert augmented.num_epochs == round(1.5 * cpu.num_epochs)
+  alexnet_wd = suite.table4("cpu")[1].config
+  assert alexnet_wd.model == "alexnet" and alexnet_wd.weight_decay == 0.004
+  for e in suite.entries([], "cpu"):
+    assert e.config.learning_rate is None  # The paper's rate per model.
+
+
+def tiny_configs(epochs=2):
+  configs = []
+  for seed in range(3):
+    c = config_lib.base_config()
+    c.model, c.dataset, c.num_epochs = "mlp_1x512", "arrays", epochs
+    c.batch_size, c.eval_batch_size, c.progress = 16, 16, "off"
+    c.seed = seed
+    c.lock()
+    configs.append(c)
+  return configs
+
+
+def tiny_train(config, workdir, calls=None):
+  rng = np.random.default_rng(0)
+
+  def data(n):
+    return from_arrays(rng.integers(0, 256, (n, 32, 32, 3), np.uint8),
+                       rng.integers(0, 10, n), 10)
+
+  if calls is not None:
+    calls.append(config.seed)
+  return train.train_and_evaluate(config, workdir, data(32), data(16))
+
+
+def test_runner_trains_missing_skips_done_resumes_partial(tmp_path):
+  configs = tiny_configs()
+  calls = []
+  report = sweep.run(configs + configs[:1], str(tmp_path),
+                     train_fn=lambda c, w: tiny_train(c, w, calls),
+                     log=lambda line: None)
+  assert [r["before"] for r in report] == ["missing"] * 3
+  assert sorted(calls) == [0, 1, 2]
+  for c in configs:
+    assert sweep.status(str(tmp_path), c) == "done"
+    assert os.path.isfile(os.path.join(sweep.workdir(str(tmp_path), c),
+                                       "summary.json"))
+  # Done runs are skipped.
+  calls.clear()
+  report = sweep.run(configs, str(tmp_path),
+                     train_fn=lambda c, w: tiny_train(c, w, calls),
+                     log=lambda line: None)
+  assert calls == [] and {r["before"] for r in report} == {"done"}
+  # More epochs: the same workdir, partial, resumed from its checkpoint.
+  longer = tiny_configs(epochs=3)
+  assert sweep.run_name(longer[0]) == sweep.run_name(configs[0])
+  report = sweep.run(longer[:1], str(tmp_path),
+                     train_fn=lambda c, w: tiny_train(c, w, calls),
+                     log=lambda line: None)
+  assert report[0]["before"] == "partial"
+  with open(os.path.join(report[0]["workdir"], "metrics.jsonl")) as f:
+    assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
+
+
+def test_a_sweep_stopped_midway_continues(tmp_path):
+  configs = tiny_configs()
+
+  def fails_on_second(config, workdir):
+    if config.seed == sweep.unique(configs)[1].seed:
+      raise KeyboardInterrupt
+    return tiny_train(config, workdir)
+
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run(configs, str(tmp_path), train_fn=fails_on_second,
+              log=lambda line: None)
+  report = sweep.run(configs, str(tmp_path), train_fn=tiny_train,
+                     log=lambda line: None)
+  assert [r["before"] for r in report] == ["done", "missing", "missing"]
+
+
+def test_shards_split_a_sweep(tmp_path):
+  configs = tiny_configs()
+  names = [sweep.run_name(c) for c in sweep.unique(configs)]
+  shards = [[r["name"] for r in sweep.run(configs, str(tmp_path),
+                                          shard=(i, 2), dry_run=True,
+                                          log=lambda line: None)]
+            for i in range(2)]
+  assert sorted(shards[0] + shards[1]) == sorted(names)
+  assert not set(shards[0]) & set(shards[1])
+  assert sweep.parse_shard("1/2") == (1, 2)
+  for bad in ("2/2", "x", "1"):
+    with pytest.raises(ValueError, match="shard"):
+      sweep.parse_shard(bad)
