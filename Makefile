@@ -3,7 +3,7 @@
 PYTHON ?= python3
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup test main benchmark
+.PHONY: setup test main paper benchmark
 
 setup:
 	@if [ ! -f $(FASHION_MNIST) ]; then \
@@ -20,6 +20,10 @@ test: setup
 
 main: setup
 	$(PYTHON) experiments/main_job.py
+
+paper: setup
+	$(PYTHON) experiments/paper.py --scale=cpu
+	$(PYTHON) experiments/report.py --scale=cpu
 
 benchmark: setup
 	$(PYTHON) benchmarks/train_step.py

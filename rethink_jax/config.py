@@ -133,6 +133,11 @@ def base_config() -> ml_collections.ConfigDict:
   # Table 4's "augmentation": random left-right flip and rotation of up to
   # 25 degrees (small data sets only).
   c.flip_and_rotate = False
+  # Decay of BatchNorm's running averages (None: the model's default, 0.99
+  # for the small Inception); BatchNorm models only. Runs of few steps per
+  # epoch need a smaller value, or the running statistics used at evaluation
+  # lag the weights (see rethink_jax.experiments.suite's cpu scale).
+  c.bn_momentum = config_dict.placeholder(float)
   # Dtype of the models' computation: "float32" (the paper) or "bfloat16"
   # (faster on GPUs and TPUs); parameters and the loss stay float32.
   c.compute_dtype = "float32"
@@ -303,6 +308,11 @@ def validate(config: ml_collections.ConfigDict,
            f"{config.weight_decay_scope!r}.")
   _require(0.0 <= config.dropout_rate < 1.0, "dropout_rate",
            f"must be in [0, 1) (0 = off); got {config.dropout_rate}.")
+  if config.bn_momentum is not None:
+    _require(models.uses_batch_norm(config.model), "bn_momentum",
+             f"model {config.model!r} has no BatchNorm; leave it unset.")
+    _require(0.0 <= config.bn_momentum < 1.0, "bn_momentum",
+             f"must be in [0, 1); got {config.bn_momentum}.")
   _require(config.compute_dtype in COMPUTE_DTYPES, "compute_dtype",
            f"choose one of {COMPUTE_DTYPES}; got {config.compute_dtype!r}.")
   if streamed:

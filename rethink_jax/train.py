@@ -95,11 +95,14 @@ def _pipelines(config: ml_collections.ConfigDict, streamed: bool):
 
 
 def _model(config: ml_collections.ConfigDict, num_classes: int):
-  """The model, with the config's dropout rate and compute dtype."""
+  """The model, with the config's dropout rate, dtype and BN momentum."""
+  kwargs = {}
+  if config.bn_momentum is not None:
+    kwargs["bn_momentum"] = config.bn_momentum
   try:
     return models.create(config.model, num_classes=num_classes,
                          dropout_rate=config.dropout_rate,
-                         dtype=jnp.dtype(config.compute_dtype))
+                         dtype=jnp.dtype(config.compute_dtype), **kwargs)
   except TypeError as e:
     raise config_lib.ConfigError(
         f"config.dropout_rate / config.compute_dtype: model {config.model!r} "

@@ -96,6 +96,9 @@ BAD_CONFIGS = [
     (dict(steps_per_call=-1), "steps_per_call", ">= 0"),
     (dict(fit_threshold=0.0), "fit_threshold", "(0, 1]"),
     (dict(converge_loss=0.0), "converge_loss", "> 0"),
+    (dict(model="mlp_1x512", bn_momentum=0.9), "bn_momentum",
+     "no BatchNorm"),
+    (dict(model="inception", bn_momentum=1.0), "bn_momentum", "[0, 1)"),
     (dict(early_stopping_patience=-1), "early_stopping_patience", ">= 0"),
     (dict(checkpoint_every_epochs=0), "checkpoint_every_epochs", ">= 1"),
     (dict(checkpoints_to_keep=0), "checkpoints_to_keep", ">= 1"),
@@ -248,6 +251,9 @@ def test_dropout_rate_and_dtype_reach_the_model():
   c = _config(model="inception_v3", dataset="imagenette", image_size=75,
               learning_rate=0.1)
   assert train._model(c, 10).dropout_rate == 0.0  # pylint: disable=protected-access
+  assert train._model(_config(model="inception"), 10).bn_momentum == 0.99  # pylint: disable=protected-access
+  c = _config(model="inception", bn_momentum=0.9)
+  assert train._model(c, 10).bn_momentum == 0.9  # pylint: disable=protected-access
   c = _config(model="mlp_1x512", dropout_rate=0.3, compute_dtype="bfloat16")
   m = train._model(c, 10)  # pylint: disable=protected-access
   assert m.dropout_rate == 0.3 and m.dtype == jnp.bfloat16

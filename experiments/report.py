@@ -1,0 +1,298 @@
+r"""Writes docs/reproduction.md, its figures and results/reproduction.json.
+
+  python experiments/report.py              # the cpu scale, from results/
+  python experiments/report.py --scale=paper
+
+Everything comes from the runs' results files under results/runs/<scale>/
+(rethink_jax.experiments.report); the paper's numbers from
+rethink_jax.paper. Running it twice gives identical files. Rows whose runs
+have not finished are listed with their status.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from rethink_jax.experiments import report  # noqa: E402
+from rethink_jax.experiments import suite  # noqa: E402
+
+MODEL_NAMES = {"inception": "Inception", "inception_no_bn":
+               "Inception w/o BatchNorm", "alexnet": "AlexNet",
+               "mlp_3x512": "MLP 3x512", "mlp_1x512": "MLP 1x512"}
+CURVE_NAMES = {"true_labels": "true labels", "random_labels": "random labels",
+               "shuffled_pixels": "shuffled pixels",
+               "random_pixels": "random pixels", "gaussian": "Gaussian"}
+
+
+def _fmt(value, digits=2) -> str:
+  if value is None:
+    return "–"
+  if isinstance(value, float):
+    return f"{value:.{digits}f}"
+  return str(value)
+
+
+def _yes(flag: bool) -> str:
+  return "yes" if flag else "no"
+
+
+def _measured(row, key, digits=2) -> str:
+  if row["measured"] is None:
+    return f"_{row['status']}_"
+  text = _fmt(row["measured"][key], digits)
+  spread = (row.get("spread") or {}).get(key)
+  return text + (f" ± {_fmt(spread, digits)}" if spread is not None else "")
+
+
+def _minutes(row) -> str:
+  return "–" if row["seconds"] is None else f"{row['seconds'] / 60:.1f}"
+
+
+def _table1(rows) -> list[str]:
+  lines = ["| model | random crop | weight decay | labels | paper train | "
+           "paper test | train (%) | test (%) | n train | epochs | min |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(
+        f"| {MODEL_NAMES[r['model']]} | {_yes(r['random_crop'])} | "
+        f"{_yes(r['weight_decay'])} | "
+        f"{'random' if r['random_labels'] else 'true'} | "
+        f"{_fmt(r['paper']['train'])} | {_fmt(r['paper']['test'])} | "
+        f"{_measured(r, 'train')} | {_measured(r, 'test')} | "
+        f"{r['train_examples']} | {r['num_epochs']} | {_minutes(r)} |")
+  return lines
+
+
+def _table4(rows) -> list[str]:
+  lines = ["| model | regularizer | paper train | train (%) | test (%) | "
+           "n train | epochs | min |", "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    paper_train = r["paper"]["note"] or _fmt(r["paper"]["train"])
+    lines.append(
+        f"| {MODEL_NAMES[r['model']]} | {r['regularizer']} | {paper_train} | "
+        f"{_measured(r, 'train')} | {_measured(r, 'test')} | "
+        f"{r['train_examples']} | {r['num_epochs']} | {_minutes(r)} |")
+  return lines
+
+
+def _figure_rows(rows, columns) -> list[str]:
+  keys = [k for k, _ in columns]
+  lines = ["| " + " | ".join(title for _, title in columns) + " |",
+           "|" + "---|" * len(columns)]
+  for r in rows:
+    cells = []
+    for key in keys:
+      if key in ("model", "randomization", "p", "n"):
+        value = {"model": lambda: MODEL_NAMES[r["model"]],
+                 "randomization": lambda: CURVE_NAMES[r["randomization"]],
+                 "p": lambda: _fmt(r["p"], 1),
+                 "n": lambda: str(r["train_examples"])}[key]()
+      else:
+        value = _measured(r, key)
+      cells.append(value)
+    lines.append("| " + " | ".join(cells) + " |")
+  return lines
+
+
+def _legend(ax) -> None:
+  if ax.get_lines():
+    ax.legend()
+  else:
+    ax.text(0.5, 0.5, "no finished run yet", ha="center",
+            transform=ax.transAxes)
+
+
+def _plots(scale, root, figures):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  meta = {"Software": None}
+  os.makedirs(figures, exist_ok=True)
+  paths = {}
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for row, records in report.figure_series(scale, root, "figure1a"):
+    if records:
+      ax.plot([r["step"] for r in records],
+              [r["train_loss_running"] for r in records],
+              label=CURVE_NAMES[row["randomization"]])
+  ax.set(xlabel="training steps", ylabel="average training loss",
+         title=f"Figure 1a, small Inception ({scale} scale)")
+  _legend(ax)
+  paths["figure1a"] = os.path.join(figures, f"figure1a_{scale}.png")
+  fig.tight_layout()
+  fig.savefig(paths["figure1a"], dpi=110, metadata=meta)
+  plt.close(fig)
+
+  return paths, plt, meta
+
+
+def _p_plots(scale, rows, figures, plt, meta, paths):
+  for name, key, ylabel in (("figure1b", "relative_time",
+                             "relative convergence time"),
+                            ("figure1c", "test_error", "test error (%)")):
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for model in suite.FIGURE1_MODELS:
+      points = [(r["p"], r["measured"][key]) for r in rows[name]
+                if r["model"] == model and r["measured"] is not None
+                and r["measured"][key] is not None]
+      if points:
+        ax.plot(*zip(*points), marker="o", label=MODEL_NAMES[model])
+    ax.set(xlabel="label corruption p", ylabel=ylabel,
+           title=f"{name[:6].title()} {name[6:]} ({scale} scale)")
+    _legend(ax)
+    paths[name] = os.path.join(figures, f"{name}_{scale}.png")
+    fig.tight_layout()
+    fig.savefig(paths[name], dpi=110, metadata=meta)
+    plt.close(fig)
+
+
+def _figure2b_plot(scale, root, figures, plt, meta, paths):
+  fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
+  for ax, (row, records) in zip(axes, report.figure_series(scale, root,
+                                                           "figure2b")):
+    if records:
+      steps = [r["step"] for r in records]
+      ax.plot(steps, [100 * r["train_accuracy"] for r in records],
+              label="train")
+      ax.plot(steps, [100 * r["test_accuracy"] for r in records],
+              label="test")
+      ax.plot(steps, [100 * r["cumulative_best_test_accuracy"]
+                      for r in records], "--", label="best test so far")
+    ax.set(xlabel="training steps", title=MODEL_NAMES[row["model"]])
+    _legend(ax)
+  axes[0].set_ylabel("accuracy (%)")
+  fig.suptitle(f"Figure 2b ({scale} scale)")
+  paths["figure2b"] = os.path.join(figures, f"figure2b_{scale}.png")
+  fig.tight_layout()
+  fig.savefig(paths["figure2b"], dpi=110, metadata=meta)
+  plt.close(fig)
+
+
+def _scale_text(scale) -> list[str]:
+  if scale == "paper":
+    return ["Scale `paper`: the full CIFAR-10 splits, the Section 3 "
+            "protocol, 100 epochs."]
+  lines = ["Scale `cpu`: the Section 3 protocol on fixed random subsets "
+           "(randomized exactly as in the full data set), the learning rate "
+           "decayed per 50,000 examples seen, BatchNorm's running averages "
+           f"with momentum {suite.CPU_BN_MOMENTUM} (an epoch is only a few "
+           "steps); see `rethink_jax/experiments/suite.py`.", "",
+           "| model | train examples | test examples | epochs |",
+           "|---|---|---|---|"]
+  for model, size in suite.CPU_SCALE.items():
+    lines.append(f"| {MODEL_NAMES[model]} | {size.train_examples} | "
+                 f"{size.test_examples} | {size.num_epochs} |")
+  return lines
+
+
+def _readme_block(scale, rows) -> None:
+  """README's "Reproduce the paper" table (cpu scale): times from results."""
+  if scale != "cpu":
+    return
+  lines = ["| artifact | runs done | CPU minutes measured here (2 cores) | "
+           "command (cpu scale) | on GPU/TPU (paper scale) |",
+           "|---|---|---|---|---|"]
+  names = {"table1": "Table 1", "figure1a": "Figure 1a",
+           "figure1b": "Figures 1b, 1c", "figure2b": "Figure 2b",
+           "table4": "Table 4"}
+  for key, title in names.items():
+    done = sum(r["status"] == "done" for r in rows[key])
+    minutes = sum(r["seconds"] for r in rows[key]
+                  if r["seconds"] is not None) / 60
+    experiment = "figure1bc" if key == "figure1b" else key
+    lines.append(f"| {title} | {done}/{len(rows[key])} | {minutes:.0f} | "
+                 f"`python experiments/paper.py --experiments={experiment}` "
+                 f"| `python experiments/paper.py --scale=paper "
+                 f"--experiments={experiment}` |")
+  block = "\n".join(lines) + "\n"
+  readme = os.path.join(REPO, "README.md")
+  with open(readme) as f:
+    text = f.read()
+  begin, end = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
+  if begin in text and end in text:
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(readme, "w") as f:
+      f.write(head + begin + "\n" + block + end + tail)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--scale", choices=suite.SCALES, default="cpu")
+  parser.add_argument("--seeds", type=int, default=1)
+  args = parser.parse_args()
+  root = os.path.join(REPO, "results", "runs", args.scale)
+  rows = report.collect(args.scale, root, REPO, args.seeds)
+  figures = os.path.join(REPO, "docs", "figures")
+  paths, plt, meta = _plots(args.scale, root, figures)
+  _p_plots(args.scale, rows, figures, plt, meta, paths)
+  _figure2b_plot(args.scale, root, figures, plt, meta, paths)
+
+  out = os.path.join(REPO, "results", "reproduction.json")
+  existing = {}
+  if os.path.isfile(out):
+    with open(out) as f:
+      existing = json.load(f)
+  existing[args.scale] = rows
+  with open(out, "w") as f:
+    json.dump(existing, f, indent=2, sort_keys=True)
+    f.write("\n")
+
+  command = f"python experiments/paper.py --scale={args.scale}"
+  rel = lambda p: os.path.relpath(p, os.path.join(REPO, "docs"))  # noqa: E731
+  lines = [
+      "# Reproduction of the paper's CIFAR-10 experiments",
+      "",
+      f"Written by `python experiments/report.py --scale={args.scale}` from "
+      f"the runs in `results/runs/{args.scale}/` (each run's `summary.json` "
+      f"and `metrics.jsonl`), trained by `{command}`; the rows are also in "
+      f"`results/reproduction.json`. Paper numbers: "
+      "`rethink_jax.paper` (Zhang et al., arXiv 1611.03530). Accuracies are "
+      "the last epoch's, on the training labels as trained and on the clean "
+      "test set. \"min\": training minutes of the run on the machine that "
+      "ran it (`devices` in its summary.json).",
+      "", *_scale_text(args.scale), "",
+      "## Table 1", "", *_table1(rows["table1"]), "",
+      "## Figure 1a: training loss under each randomization", "",
+      f"![Figure 1a]({rel(paths['figure1a'])})", "",
+      f"Paper: {report.FIGURE_READINGS['figure1a']}", "",
+      *_figure_rows(rows["figure1a"], [
+          ("randomization", "randomization"),
+          ("steps_to_fit", "steps to loss <= 0.01"),
+          ("final_loss", "final training loss")]), "",
+      "## Figure 1b: convergence time against label corruption", "",
+      f"![Figure 1b]({rel(paths['figure1b'])})", "",
+      f"Paper: {report.FIGURE_READINGS['figure1b']}", "",
+      *_figure_rows(rows["figure1b"], [
+          ("model", "model"), ("p", "p"),
+          ("steps_to_fit", "steps to loss <= 0.01"),
+          ("relative_time", "relative to p = 0")]), "",
+      "## Figure 1c: test error after convergence", "",
+      f"![Figure 1c]({rel(paths['figure1c'])})", "",
+      f"Paper: {report.FIGURE_READINGS['figure1c']}", "",
+      *_figure_rows(rows["figure1c"], [
+          ("model", "model"), ("p", "p"), ("test_error", "test error (%)"),
+          ("train", "train accuracy (%)")]), "",
+      "## Figure 2b: the small Inception with and without BatchNorm", "",
+      f"![Figure 2b]({rel(paths['figure2b'])})", "",
+      f"Paper: {report.FIGURE_READINGS['figure2b']}", "",
+      *_figure_rows(rows["figure2b"], [
+          ("model", "model"), ("final_test_accuracy", "final test (%)"),
+          ("best_test_accuracy", "best test (%)")]), "",
+      "## Table 4: random labels with an explicit regularizer", "",
+      *_table4(rows["table4"]), "",
+  ]
+  with open(os.path.join(REPO, "docs", "reproduction.md"), "w") as f:
+    f.write("\n".join(lines))
+  _readme_block(args.scale, rows)
+  print(f"wrote docs/reproduction.md, {out} and "
+        f"{len(paths)} figures")
+
+
+if __name__ == "__main__":
+  main()

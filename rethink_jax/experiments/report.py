@@ -1,0 +1,193 @@
+"""The paper's tables and figures, measured, from the runs' results files.
+
+:func:`collect` reads the ``summary.json`` and ``metrics.jsonl`` of every
+run the suite declares (:mod:`rethink_jax.experiments.suite`) and returns
+the rows of ``results/reproduction.json``: per experiment, each row's
+identifying keys, the paper's numbers, the measured ones (the mean over
+seeds, with the spread when there are several), the scale, the training
+examples, the seeds and the runs' workdirs. Rows whose runs are not finished
+say so (``status``) and carry no measurement. Nothing here trains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from typing import Any
+
+from rethink_jax import paper
+from rethink_jax.experiments import suite
+from rethink_jax.experiments import sweep
+
+# The paper's readings of its figures (Section 3 and the captions), shown
+# beside the measured figures.
+FIGURE_READINGS = {
+    "figure1a": "Every curve reaches about zero loss. True labels converge "
+                "fastest, shuffled pixels close behind; random pixels and "
+                "Gaussian before random labels, which are slowest (a longer "
+                "initial plateau, then fast convergence).",
+    "figure1b": "Convergence slows by a small constant factor as the label "
+                "corruption p grows (y-axis: time to overfit, relative; "
+                "values and normalization unconfirmed, about 1x to 4x from "
+                "p = 0 to p = 1 by one reading).",
+    "figure1c": "Test error after convergence rises steadily with p, from "
+                "each model's clean error (Inception about 14%, AlexNet "
+                "about 24%, MLP 1x512 about 50%) to about 90% (chance) at "
+                "p = 1; the training error is 0 throughout.",
+    "figure2b": "BatchNorm helps test accuracy (the cumulative best test "
+                "accuracy curves), but the network without BatchNorm also "
+                "generalizes well above chance: implicit regularizers help "
+                "but are not the main cause of generalization.",
+}
+
+
+def _pct(x: float | None) -> float | None:
+  return None if x is None else round(100.0 * x, 2)
+
+
+def load_run(root: str, config) -> dict[str, Any]:
+  """A run's summary, per-epoch records and status under ``root``."""
+  path = sweep.workdir(root, config)
+  summary = sweep.read_summary(path)
+  records = []
+  try:
+    with open(os.path.join(path, "metrics.jsonl")) as f:
+      records = [json.loads(line) for line in f if line.strip()]
+  except (OSError, ValueError):
+    pass
+  done = summary is not None and summary.get("config") == config.to_dict()
+  return dict(workdir=path, summary=summary if done else None,
+              records=records, status=sweep.status(root, config),
+              epochs=len(records), num_epochs=config.num_epochs)
+
+
+def _mean(values: list[float | None]) -> float | None:
+  values = [v for v in values if v is not None]
+  return round(statistics.fmean(values), 4) if values else None
+
+
+def _spread(values: list[float | None]) -> float | None:
+  values = [v for v in values if v is not None]
+  return round(statistics.stdev(values), 4) if len(values) > 1 else None
+
+
+def _measure(experiment: str, run: dict[str, Any]) -> dict[str, Any]:
+  """The measured quantities of one finished run, for its experiment."""
+  s = run["summary"]
+  final = s["final"]
+  if experiment in ("table1", "table4"):
+    return dict(train=_pct(final["train_accuracy"]),
+                test=_pct(final["test_accuracy"]))
+  if experiment == "figure1a":
+    return dict(steps_to_fit=s["steps_to_converge"],
+                final_loss=final["train_loss_running"])
+  if experiment == "figure1bc":
+    return dict(steps_to_fit=s["steps_to_converge"],
+                test_error=round(100.0 - _pct(final["test_accuracy"]), 2),
+                train=_pct(final["train_accuracy"]))
+  if experiment == "figure2b":
+    return dict(final_test_accuracy=_pct(final["test_accuracy"]),
+                best_test_accuracy=_pct(s["best_test_accuracy"]))
+  raise ValueError(experiment)
+
+
+def _paper(entry: suite.Entry) -> Any:
+  row = entry.row
+  if entry.experiment == "table1":
+    r = paper.table1_row(row["model"], random_crop=row["random_crop"],
+                         weight_decay=row["weight_decay"],
+                         random_labels=row["random_labels"])
+    return dict(train=r.train_accuracy, test=r.test_accuracy)
+  if entry.experiment == "table4":
+    value = paper.TABLE4[(row["model"], row["regularizer"])]
+    return dict(train=value, note=None if value is not None else
+                "failed to converge")
+  return None
+
+
+def collect(scale: str, root: str, repo: str, seeds: int = 1
+            ) -> dict[str, list[dict[str, Any]]]:
+  """Every experiment's rows for ``scale``, from the runs under ``root``.
+
+  Args:
+    scale: ``"cpu"`` or ``"paper"``.
+    root: the folder of this scale's workdirs (``results/runs/<scale>``).
+    repo: the repository root; workdirs are given relative to it.
+    seeds: seeds per row.
+
+  Returns:
+    ``{"table1": [...], "figure1a": [...], "figure1b": [...],
+    "figure1c": [...], "figure2b": [...], "table4": [...]}``.
+  """
+  groups: dict[tuple[str, tuple], list[suite.Entry]] = {}
+  for entry in suite.entries([], scale, seeds):
+    key = tuple((k, v) for k, v in entry.row.items() if k != "seed")
+    groups.setdefault((entry.experiment, key), []).append(entry)
+  out: dict[str, list[dict[str, Any]]] = {
+      name: [] for name in ("table1", "figure1a", "figure1b", "figure1c",
+                            "figure2b", "table4")}
+  for (experiment, key), members in groups.items():
+    runs = [load_run(root, e.config) for e in members]
+    finished = [r for r in runs if r["summary"] is not None]
+    measured = [_measure(experiment, r) for r in finished]
+    base = dict(key)
+    config = members[0].config
+    row = dict(
+        base, paper=_paper(members[0]), scale=scale,
+        train_examples=config.train_examples or suite.CIFAR10_TRAIN,
+        num_epochs=config.num_epochs, seeds=[e.config.seed for e in members],
+        runs=[os.path.relpath(r["workdir"], repo) for r in runs],
+        status=("done" if len(finished) == len(runs) else
+                ", ".join("not run" if r["status"] == "missing" else
+                          f"{r['epochs']}/{r['num_epochs']} epochs"
+                          for r in runs if r["summary"] is None)),
+        seconds=_mean([r["summary"]["total_time_s"] for r in finished]))
+    if measured:
+      row["measured"] = {k: _mean([m[k] for m in measured])
+                         for k in measured[0]}
+      spread = {k: _spread([m[k] for m in measured]) for k in measured[0]}
+      if any(v is not None for v in spread.values()):
+        row["spread"] = spread
+    else:
+      row["measured"] = None
+    if experiment == "figure1bc":
+      for name, keys in (("figure1b", ("steps_to_fit",)),
+                         ("figure1c", ("test_error", "train"))):
+        out[name].append(_select(row, keys))
+    else:
+      out[experiment].append(row)
+  _relative_times(out["figure1b"])
+  return out
+
+
+def _select(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+  """A copy of ``row`` whose measurements are only ``keys``."""
+  out = dict(row)
+  for field in ("measured", "spread"):
+    if out.get(field) is not None:
+      out[field] = {k: out[field][k] for k in keys}
+  return out
+
+
+def _relative_times(rows: list[dict[str, Any]]) -> None:
+  """Figure 1b: steps to converge at p over steps at p = 0, per model."""
+  at_zero = {r["model"]: r for r in rows if r["p"] == 0.0}
+  for row in rows:
+    if row["measured"] is None:
+      continue
+    zero = at_zero[row["model"]]["measured"]
+    steps, base = row["measured"]["steps_to_fit"], (
+        zero["steps_to_fit"] if zero else None)
+    row["measured"] = dict(row["measured"], relative_time=(
+        round(steps / base, 3) if steps and base else None))
+
+
+def figure_series(scale: str, root: str, experiment: str, seeds: int = 1
+                  ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+  """``(row keys, per-epoch records)`` of seed 0's run of each curve."""
+  out = []
+  for entry in suite.EXPERIMENTS[experiment](scale, seeds):
+    if entry.row.get("seed", 0) == 0:
+      out.append((entry.row, load_run(root, entry.config)["records"]))
+  return out
