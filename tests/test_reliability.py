@@ -19,7 +19,6 @@ import textwrap
 import time
 
 import jax
-from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -33,49 +32,19 @@ from rethink_jax import streaming
 from rethink_jax import train
 from rethink_jax import workdir as workdir_lib
 from rethink_jax.dataset import DataError, from_arrays
+from conftest import synthetic, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMING_FIELDS = ("images_per_second", "train_time_s", "eval_time_s",
                  "wall_time_s")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def persistent_compilation_cache(tmp_path_factory):
-  """Compiles the tiny run's programs once for the whole module."""
-  names = ("jax_compilation_cache_dir",
-           "jax_persistent_cache_min_compile_time_secs")
-  old = {name: getattr(jax.config, name) for name in names}
-  jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
-  jax.config.update(names[1], 0)
-  compilation_cache.reset_cache()
-  yield
-  for name, value in old.items():
-    jax.config.update(name, value)
-  compilation_cache.reset_cache()
-
-
-def synthetic(n, seed=0, num_classes=10, split="train"):
-  rng = np.random.default_rng(seed)
-  return from_arrays(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
-                     rng.integers(0, num_classes, n), num_classes,
-                     split=split)
-
-
+pytestmark = pytest.mark.usefixtures("persistent_compilation_cache")
 DATA = (synthetic(64), synthetic(16, 1, split="test"))
 
 
 def make_config(**changes):
-  c = config_lib.base_config()
-  c.model = "mlp_1x512"
-  c.dataset = "arrays"
-  c.num_epochs = 1
-  c.batch_size = 16
-  c.eval_batch_size = 16
-  c.progress = "off"
-  for k, v in changes.items():
-    c[k] = v
-  c.lock()
-  return c
+  return tiny_config(**{"eval_batch_size": 16, **changes})
 
 
 def run(workdir, data=DATA, **changes):
