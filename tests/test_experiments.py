@@ -68,12 +68,16 @@ def test_scales_follow_the_protocol():
   assert full.lr_decay_factor == pytest.approx(0.95)
   n = suite.CPU_SCALE["inception"].train_examples
   assert cpu.train_examples == n and n % cpu.batch_size == 0
-  # The learning rate decays per 50,000 examples seen.
-  assert cpu.lr_decay_factor ** (50_000 / n) == pytest.approx(0.95)
+  # The paper's decay per pass over the (sub)set; stop once fitted.
+  assert cpu.lr_decay_factor == pytest.approx(0.95)
+  assert cpu.stop_when_fitted and not full.stop_when_fitted
+  assert cpu.bn_momentum == suite.CPU_BN_MOMENTUM
+  assert full.bn_momentum is None
+  assert suite.base_config("alexnet", "cpu", 0).bn_momentum is None
   augmented = suite.table4("cpu")[-1].config
   assert augmented.flip_and_rotate and augmented.randomization == (
       "random_labels")
-  assert augmented.lr_decay_factor ** (50_000 / n) == pytest.approx(0.999)
+  assert augmented.lr_decay_factor == pytest.approx(0.999)
   assert augmented.num_epochs == round(1.5 * cpu.num_epochs)
   alexnet_wd = suite.table4("cpu")[1].config
   assert alexnet_wd.model == "alexnet" and alexnet_wd.weight_decay == 0.004
@@ -165,14 +169,14 @@ def test_shards_split_a_sweep(tmp_path):
       sweep.parse_shard(bad)
 
 
-def fake_finished_run(root, config, steps_to_converge, test_accuracy):
+def fake_finished_run(root, config, steps_to_fit, test_accuracy):
   path = sweep.workdir(root, config)
   os.makedirs(path)
   final = dict(epoch=3, step=24, train_accuracy=1.0, test_accuracy=test_accuracy,
                train_loss_running=0.005)
   with open(os.path.join(path, "summary.json"), "w") as f:
     json.dump(dict(config=config.to_dict(), final=final, total_time_s=60.0,
-                   steps_to_converge=steps_to_converge,
+                   steps_to_fit=steps_to_fit,
                    best_test_accuracy=test_accuracy), f)
   with open(os.path.join(path, "metrics.jsonl"), "w") as f:
     f.write(json.dumps(final) + "\n")

@@ -80,10 +80,10 @@ def _measure(experiment: str, run: dict[str, Any]) -> dict[str, Any]:
     return dict(train=_pct(final["train_accuracy"]),
                 test=_pct(final["test_accuracy"]))
   if experiment == "figure1a":
-    return dict(steps_to_fit=s["steps_to_converge"],
+    return dict(steps_to_fit=s["steps_to_fit"],
                 final_loss=final["train_loss_running"])
   if experiment == "figure1bc":
-    return dict(steps_to_fit=s["steps_to_converge"],
+    return dict(steps_to_fit=s["steps_to_fit"],
                 test_error=round(100.0 - _pct(final["test_accuracy"]), 2),
                 train=_pct(final["train_accuracy"]))
   if experiment == "figure2b":
@@ -171,7 +171,7 @@ def _select(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _relative_times(rows: list[dict[str, Any]]) -> None:
-  """Figure 1b: steps to converge at p over steps at p = 0, per model."""
+  """Figure 1b: steps to fit at p over steps at p = 0, per model."""
   at_zero = {r["model"]: r for r in rows if r["p"] == 0.0}
   for row in rows:
     if row["measured"] is None:
