@@ -3,6 +3,7 @@ r"""Runs (or continues) the paper's CIFAR-10 experiments.
   python experiments/paper.py --scale=cpu              # the whole CPU suite
   python experiments/paper.py --scale=paper --shard=0/4 # 1 of 4 GPU hosts
   python experiments/paper.py --experiments=table1 --dry_run
+  python experiments/paper.py --models=mlp_1x512,mlp_3x512
 
 Each run's workdir is results/runs/<scale>/<model>/<name>-<key>, derived
 from its config (rethink_jax.experiments.sweep), so a run that several
@@ -29,6 +30,8 @@ def main() -> None:
   parser.add_argument("--experiments", default="",
                       help="comma-separated subset of "
                       f"{','.join(suite.EXPERIMENTS)} (default: all)")
+  parser.add_argument("--models", default="",
+                      help="comma-separated models to run (default: all)")
   parser.add_argument("--seeds", type=int, default=1,
                       help="runs per row, seeds 0..k-1 (mean and spread)")
   parser.add_argument("--shard", default="0/1",
@@ -40,6 +43,13 @@ def main() -> None:
   names = [n for n in args.experiments.split(",") if n]
   try:
     entries = suite.entries(names, args.scale, args.seeds)
+    models = [m for m in args.models.split(",") if m]
+    unknown = sorted(set(models) - set(suite.CPU_SCALE))
+    if unknown:
+      raise ValueError(f"unknown models {unknown}; choose from "
+                       f"{sorted(suite.CPU_SCALE)}.")
+    if models:
+      entries = [e for e in entries if e.config.model in models]
     shard = sweep.parse_shard(args.shard)
   except ValueError as e:
     parser.error(str(e))
