@@ -71,6 +71,8 @@ def test_scales_follow_the_protocol():
   # The paper's decay per pass over the (sub)set; stop once fitted.
   assert cpu.lr_decay_factor == pytest.approx(0.95)
   assert cpu.stop_when_fitted and not full.stop_when_fitted
+  assert cpu.fit_threshold == suite.CPU_FIT_THRESHOLD
+  assert full.fit_threshold == 1.0
   assert cpu.bn_momentum == suite.CPU_BN_MOMENTUM
   assert full.bn_momentum is None
   assert suite.base_config("alexnet", "cpu", 0).bn_momentum is None

@@ -21,9 +21,10 @@ Scales:
   whole run, and the small Inception then fits its random labels in
   training mode but not at evaluation (results/cpu_scale_probe/).
   BatchNorm averages its statistics over ~10 steps (:data:`CPU_BN_MOMENTUM`),
-  and a run stops at its first epoch with 100% training accuracy
-  (``stop_when_fitted``; Figure 1b's time to overfit), the epochs of
-  :data:`CPU_SCALE` being a cap for runs that never fit.
+  and a run stops at its first epoch with 99.9% training accuracy
+  (:data:`CPU_FIT_THRESHOLD`, ``stop_when_fitted``; Figure 1b's time to
+  overfit), the epochs of :data:`CPU_SCALE` being a cap for runs that never
+  fit.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ class CpuScale:
 # weights so far that evaluation with the running statistics is near chance
 # long after the training loss has fallen; 0.9 averages over ~10 steps.
 CPU_BN_MOMENTUM = 0.9
+
+# Training accuracy that counts as fitted at the cpu scale (the stopping
+# point and Figure 1b's time to overfit). With the decaying rate the MLPs
+# fit 10,240 labels to 99.98% and then stall, 2 examples short of 100%, at
+# p = 0.2 to 0.6; 99.9% is reached at every p.
+CPU_FIT_THRESHOLD = 0.999
 
 # Sized from measured rates on 2 cores (a small-Inception epoch of 1,024 +
 # 2,024 evaluated images ~13 s, results/cpu_scale_probe/; AlexNet ~980
@@ -124,6 +131,7 @@ def base_config(model: str, scale: str, seed: int, *,
       c.eval_batch_size = 1000
       c.num_epochs = round(size.num_epochs * epochs_factor)
       c.stop_when_fitted = True
+      c.fit_threshold = CPU_FIT_THRESHOLD
       if models.uses_batch_norm(model):
         c.bn_momentum = CPU_BN_MOMENTUM
   c.lock()
