@@ -48,13 +48,20 @@ def _measured(row, key, digits=2) -> str:
   return text + (f" ± {_fmt(spread, digits)}" if spread is not None else "")
 
 
+def _epochs(row) -> str:
+  """Epochs run (mean over seeds) out of the cap."""
+  run = "–" if row["measured"] is None else _fmt(row["measured"]["epochs"], 0)
+  return f"{run} / {row['num_epochs']}"
+
+
 def _minutes(row) -> str:
   return "–" if row["seconds"] is None else f"{row['seconds'] / 60:.1f}"
 
 
 def _table1(rows) -> list[str]:
   lines = ["| model | random crop | weight decay | labels | paper train | "
-           "paper test | train (%) | test (%) | n train | epochs | min |",
+           "paper test | train (%) | test (%) | n train | epochs (cap) | "
+           "min |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     lines.append(
@@ -63,19 +70,19 @@ def _table1(rows) -> list[str]:
         f"{'random' if r['random_labels'] else 'true'} | "
         f"{_fmt(r['paper']['train'])} | {_fmt(r['paper']['test'])} | "
         f"{_measured(r, 'train')} | {_measured(r, 'test')} | "
-        f"{r['train_examples']} | {r['num_epochs']} | {_minutes(r)} |")
+        f"{r['train_examples']} | {_epochs(r)} | {_minutes(r)} |")
   return lines
 
 
 def _table4(rows) -> list[str]:
   lines = ["| model | regularizer | paper train | train (%) | test (%) | "
-           "n train | epochs | min |", "|---|---|---|---|---|---|---|---|"]
+           "n train | epochs (cap) | min |", "|---|---|---|---|---|---|---|---|"]
   for r in rows:
     paper_train = r["paper"]["note"] or _fmt(r["paper"]["train"])
     lines.append(
         f"| {MODEL_NAMES[r['model']]} | {r['regularizer']} | {paper_train} | "
         f"{_measured(r, 'train')} | {_measured(r, 'test')} | "
-        f"{r['train_examples']} | {r['num_epochs']} | {_minutes(r)} |")
+        f"{r['train_examples']} | {_epochs(r)} | {_minutes(r)} |")
   return lines
 
 
@@ -91,8 +98,10 @@ def _figure_rows(rows, columns) -> list[str]:
                  "randomization": lambda: CURVE_NAMES[r["randomization"]],
                  "p": lambda: _fmt(r["p"], 1),
                  "n": lambda: str(r["train_examples"])}[key]()
+      elif key == "epochs":
+        value = _epochs(r)
       else:
-        value = _measured(r, key)
+        value = _measured(r, key, 0 if key == "steps_to_fit" else 2)
       cells.append(value)
     lines.append("| " + " | ".join(cells) + " |")
   return lines
@@ -267,7 +276,7 @@ def main() -> None:
       f"Paper: {report.FIGURE_READINGS['figure1a']}", "",
       *_figure_rows(rows["figure1a"], [
           ("randomization", "randomization"),
-          ("steps_to_fit", "steps to fit"),
+          ("steps_to_fit", "steps to fit"), ("epochs", "epochs (cap)"),
           ("final_loss", "final training loss")]), "",
       "## Figure 1b: convergence time against label corruption", "",
       f"![Figure 1b]({rel(paths['figure1b'])})", "",
@@ -275,19 +284,21 @@ def main() -> None:
       *_figure_rows(rows["figure1b"], [
           ("model", "model"), ("p", "p"),
           ("steps_to_fit", "steps to fit"),
-          ("relative_time", "relative to p = 0")]), "",
+          ("relative_time", "relative to p = 0"),
+          ("epochs", "epochs (cap)")]), "",
       "## Figure 1c: test error after convergence", "",
       f"![Figure 1c]({rel(paths['figure1c'])})", "",
       f"Paper: {report.FIGURE_READINGS['figure1c']}", "",
       *_figure_rows(rows["figure1c"], [
           ("model", "model"), ("p", "p"), ("test_error", "test error (%)"),
-          ("train", "train accuracy (%)")]), "",
+          ("train", "train accuracy (%)"), ("epochs", "epochs (cap)")]), "",
       "## Figure 2b: the small Inception with and without BatchNorm", "",
       f"![Figure 2b]({rel(paths['figure2b'])})", "",
       f"Paper: {report.FIGURE_READINGS['figure2b']}", "",
       *_figure_rows(rows["figure2b"], [
           ("model", "model"), ("final_test_accuracy", "final test (%)"),
-          ("best_test_accuracy", "best test (%)")]), "",
+          ("best_test_accuracy", "best test (%)"),
+          ("epochs", "epochs (cap)")]), "",
       "## Table 4: random labels with an explicit regularizer", "",
       *_table4(rows["table4"]), "",
   ]

@@ -178,6 +178,7 @@ def fake_finished_run(root, config, steps_to_fit, test_accuracy):
                train_loss_running=0.005)
   with open(os.path.join(path, "summary.json"), "w") as f:
     json.dump(dict(config=config.to_dict(), final=final, total_time_s=60.0,
+                   epochs_completed=3,
                    steps_to_fit=steps_to_fit,
                    best_test_accuracy=test_accuracy), f)
   with open(os.path.join(path, "metrics.jsonl"), "w") as f:
@@ -193,15 +194,16 @@ def test_report_rows_come_from_the_results_files(tmp_path):
   fake_finished_run(root, points[0.4], 250, 0.4)
   rows = report.collect("cpu", root, str(tmp_path))
   by_p = {r["p"]: r for r in rows["figure1b"] if r["model"] == "alexnet"}
-  assert by_p[0.4]["measured"] == {"steps_to_fit": 250,
+  assert by_p[0.4]["measured"] == {"steps_to_fit": 250, "epochs": 3,
                                    "relative_time": 2.5}
   assert by_p[0.0]["measured"]["relative_time"] == 1.0
   assert by_p[0.6]["measured"] is None and by_p[0.6]["status"] == "not run"
   errors = {r["p"]: r for r in rows["figure1c"] if r["model"] == "alexnet"}
-  assert errors[0.4]["measured"] == {"test_error": 60.0, "train": 100.0}
+  assert errors[0.4]["measured"] == {"test_error": 60.0, "train": 100.0,
+                                     "epochs": 3}
   (clean,) = [r for r in rows["table1"] if r["model"] == "alexnet" and not
               (r["random_crop"] or r["weight_decay"] or r["random_labels"])]
-  assert clean["measured"] == {"train": 100.0, "test": 70.0}
+  assert clean["measured"] == {"train": 100.0, "test": 70.0, "epochs": 3}
   assert clean["paper"] == {"train": 100.0, "test": 76.07}
   assert clean["runs"] == [os.path.relpath(sweep.workdir(root, points[0.0]),
                                            str(tmp_path))]

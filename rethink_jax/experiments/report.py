@@ -76,6 +76,12 @@ def _measure(experiment: str, run: dict[str, Any]) -> dict[str, Any]:
   """The measured quantities of one finished run, for its experiment."""
   s = run["summary"]
   final = s["final"]
+  return dict(_measure_experiment(experiment, s, final),
+              epochs=s["epochs_completed"])
+
+
+def _measure_experiment(experiment: str, s: dict[str, Any],
+                        final: dict[str, Any]) -> dict[str, Any]:
   if experiment in ("table1", "table4"):
     return dict(train=_pct(final["train_accuracy"]),
                 test=_pct(final["test_accuracy"]))
@@ -152,8 +158,8 @@ def collect(scale: str, root: str, repo: str, seeds: int = 1
     else:
       row["measured"] = None
     if experiment == "figure1bc":
-      for name, keys in (("figure1b", ("steps_to_fit",)),
-                         ("figure1c", ("test_error", "train"))):
+      for name, keys in (("figure1b", ("steps_to_fit", "epochs")),
+                         ("figure1c", ("test_error", "train", "epochs"))):
         out[name].append(_select(row, keys))
     else:
       out[experiment].append(row)
