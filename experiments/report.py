@@ -246,14 +246,18 @@ def main() -> None:
   _p_plots(args.scale, rows, figures, plt, meta, paths)
   _figure2b_plot(args.scale, root, figures, plt, meta, paths)
 
+  # One list of rows per experiment; each row names its scale, so the rows
+  # of the other scale are kept as they were.
   out = os.path.join(REPO, "results", "reproduction.json")
-  existing = {}
+  merged = {}
   if os.path.isfile(out):
     with open(out) as f:
-      existing = json.load(f)
-  existing[args.scale] = rows
+      merged = json.load(f)
+  for name, new_rows in rows.items():
+    kept = [r for r in merged.get(name, []) if r.get("scale") != args.scale]
+    merged[name] = kept + new_rows
   with open(out, "w") as f:
-    json.dump(existing, f, indent=2, sort_keys=True)
+    json.dump(merged, f, indent=2, sort_keys=True)
     f.write("\n")
 
   command = f"python experiments/paper.py --scale={args.scale}"
