@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
                   "(corruption.corrupt_labels, p=1) as real numbers",
           "fits": fashion,
       },
-      "paper_recipe": "paper-spec §7: n=500, d=20, midpoints -> max error "
+      "paper_recipe": "Section 4: n=500, d=20, midpoints -> max error "
                       "about 1.7e-8",
   }
   theory.write_results(args.out, result)

@@ -120,7 +120,7 @@ def min_norm_section(results: pathlib.Path) -> list[str]:
   lines += _table(header, rows)
   sgd = syn["solutions"]["sgd_from_zero"]
   lines += ["", f"SGD from zero vs X^T (X X^T)^-1 y: max abs difference "
-            f"{_sci(sgd['max_abs_difference_to_min_norm'])} (paper-spec §8 "
+            f"{_sci(sgd['max_abs_difference_to_min_norm'])} (Section 5 "
             f"check: about 4e-15).", ""]
   fm = result["fashion_mnist"]
   lines += [

@@ -1,6 +1,6 @@
 """The base training configuration and its validation (paper Section 3).
 
-:func:`base_config` holds the paper's CIFAR-10 protocol (paper-spec §3): SGD
+:func:`base_config` holds the paper's CIFAR-10 protocol (Appendix A): SGD
 with momentum 0.9, the learning rate of ``paper.INITIAL_LEARNING_RATE`` for
 the model, multiplied by 0.95 after every epoch, batch size 128, and every
 explicit regularizer (weight decay, dropout, random crop, flip + rotation)
@@ -74,7 +74,7 @@ def base_config() -> ml_collections.ConfigDict:
   """
   c = ml_collections.ConfigDict()
 
-  # Model and data (paper-spec §0, §1, §2).
+  # Model and data (Section 2, §1, §2).
   # One of rethink_jax.models.MODEL_NAMES.
   c.model = "inception"
   # One of DATASETS; "arrays" means the caller passes train= and test=.
@@ -99,7 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
   # from the initialization / shuffling seed.
   c.data_seed = 0
 
-  # Optimization (paper-spec §3).
+  # Optimization (Appendix A).
   # Seed of initialization, data order, augmentation and dropout.
   c.seed = 0
   c.num_epochs = 100
@@ -187,7 +187,7 @@ def learning_rate(config: ml_collections.ConfigDict) -> float:
 
   Returns:
     ``config.learning_rate`` if set, else ``paper.INITIAL_LEARNING_RATE``
-    for ``config.model`` (paper-spec §3).
+    for ``config.model`` (Appendix A).
 
   Raises:
     ConfigError: neither is available.
@@ -344,7 +344,7 @@ TABLE1_SWITCHES = ("random_crop", "weight_decay", "random_labels")
 # Table 2 (Inception V3 on ImageNet) switches and the values they switch on.
 # The paper states neither; these are the TF-slim Inception V3 defaults
 # (dropout_keep_prob 0.8, inception_v3_arg_scope weight_decay 4e-5) of the
-# reference pipeline it says it reused (paper-spec §2.5 [M]).
+# reference pipeline it says it reused (Appendix B [M]).
 TABLE2_SWITCHES = ("data_aug", "dropout", "weight_decay", "random_labels")
 INCEPTION_V3_DROPOUT = 0.2
 INCEPTION_V3_WEIGHT_DECAY = 4e-5
@@ -368,7 +368,7 @@ def _switches(row: str, allowed: tuple[str, ...]) -> set[str]:
 
 
 def table1_config(model: str, row: str = "") -> ml_collections.ConfigDict:
-  """The locked config of one Table 1 row (CIFAR-10, paper-spec §4).
+  """The locked config of one Table 1 row (CIFAR-10, Table 1).
 
   Args:
     model: a CIFAR-10 model of Table 1.
@@ -402,7 +402,7 @@ def table1_paper_row(config: ml_collections.ConfigDict
 
 
 def table2_config(dataset: str, row: str = "") -> ml_collections.ConfigDict:
-  """The locked config of one Table 2 row (Inception V3, paper-spec §5).
+  """The locked config of one Table 2 row (Inception V3, Table 2, Appendix B).
 
   Args:
     dataset: ``"imagenet2012"`` (the paper) or ``"imagenette"`` (a 10-class

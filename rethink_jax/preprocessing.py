@@ -1,6 +1,6 @@
 """Input pipelines of the paper, as jit-able functions that run on the device.
 
-CIFAR-10 (Appendix A, paper-spec §2.1): divide by 255, take the centre 28x28
+CIFAR-10 (Appendix A, Appendix A): divide by 255, take the centre 28x28
 crop, then per-image whitening with TensorFlow's formula
 ``(x - mean) / max(std, 1/sqrt(N))``. Training-time augmentation (Table 1's
 "random crop", Table 4's flip + rotation) replaces the centre crop.
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 CIFAR_CROP = 28
-MAX_ROTATION_DEGREES = 25.0  # Table 4 "augmentation" (paper-spec §3).
+MAX_ROTATION_DEGREES = 25.0  # Table 4 "augmentation" (Appendix A).
 
 
 def to_unit_range(images: jax.Array) -> jax.Array:
@@ -39,7 +39,7 @@ def per_image_standardization(images: jax.Array) -> jax.Array:
   """TensorFlow's ``per_image_standardization`` on a batch ``(N, H, W, C)``.
 
   ``(x - mean(x)) / max(std(x), 1/sqrt(N))`` with the mean and population std
-  over all ``N = H*W*C`` values of each image (paper-spec §2.1).
+  over all ``N = H*W*C`` values of each image (Appendix A).
   """
   x = images.astype(jnp.float32)
   n = math.prod(x.shape[1:])

@@ -2,7 +2,7 @@
 
 :func:`train_and_evaluate` trains one model on one (possibly randomized,
 Section 2.1) data set with SGD, momentum 0.9 and a learning rate decayed by
-0.95 per epoch (paper-spec §3), evaluates the training set (labels as
+0.95 per epoch (Appendix A), evaluates the training set (labels as
 trained, corrupted and clean subsets, true labels) and the clean test set
 after every epoch, and writes ``metrics.jsonl``, Orbax checkpoints and
 ``summary.json`` to its workdir. Running it again on the same workdir

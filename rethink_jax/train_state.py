@@ -2,7 +2,7 @@
 
 The paper trains with SGD, momentum 0.9, an initial learning rate of 0.1
 (Inception) or 0.01 (AlexNet, MLPs) multiplied by 0.95 per epoch
-(paper-spec §3). Weight decay, when on, is an l2 penalty on the weights that
+(Appendix A). Weight decay, when on, is an l2 penalty on the weights that
 reaches the optimizer as ``optax.add_decayed_weights`` before the SGD step.
 """
 

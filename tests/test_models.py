@@ -1,4 +1,4 @@
-"""Tests for ``rethink_jax.models`` (paper-spec §2.2-2.5 and Table 1, §4).
+"""Tests for ``rethink_jax.models`` (Appendix A, Figure 3-2.5 and Table 1, §4).
 
 Parameter counts are computed with ``jax.eval_shape`` (tracing only). Forward
 passes use parameters drawn with numpy at the shapes ``init`` reports, because
@@ -23,8 +23,8 @@ CIFAR_SHAPE = (28, 28, 3)
 V3_SMALL_SHAPE = (inception_v3.MIN_INPUT_SIZE,) * 2 + (3,)
 V3_FULL_SHAPE = (inception_v3.DEFAULT_INPUT_SIZE,) * 2 + (3,)
 
-# Per-block parameter counts of the small Inception on 28x28x3 (paper-spec
-# §2.2, derived there from Figure 3), keyed by SmallInception's submodules.
+# Per-block parameter counts of the small Inception on 28x28x3 (derived from
+# Figure 3, Appendix A), keyed by SmallInception's submodules.
 FIGURE3_BLOCK_PARAMS = {
     "conv1": 2_688,
     "block1": 30_784,    # Inception(32, 32)

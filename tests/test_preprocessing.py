@@ -1,4 +1,4 @@
-"""The paper's input pipeline (Appendix A, paper-spec §2.1) on real images."""
+"""The paper's input pipeline (Appendix A, Appendix A) on real images."""
 
 import math
 

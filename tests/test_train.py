@@ -451,7 +451,7 @@ def test_fits_random_labels_of_real_cifar10(cifar10_train, cifar10_test,
   assert summary["stopped"] == "fitted", final
   assert final["train_accuracy"] == 1.0
   assert final["corrupted_accuracy"] == 1.0
-  # About 90% of the random labels differ from the truth (paper-spec §1).
+  # About 90% of the random labels differ from the truth (Section 2.1).
   assert 0.8 * 256 < final["corrupted_examples"] < 256
   # Chance on 2,000 clean test images is 10% (binomial sd 0.7%).
   assert 0.06 < final["test_accuracy"] < 0.14

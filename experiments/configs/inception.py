@@ -25,7 +25,7 @@ Table 4's Inception rows on random labels (``paper.TABLE4``) are
 ``--config.lr_decay_factor=0.999`` (``paper.LR_DECAY_PER_EPOCH_AUGMENTED``)
 and more epochs, as the paper did.
 
-Protocol (paper-spec §3): SGD, momentum 0.9, learning rate
+Protocol (Appendix A): SGD, momentum 0.9, learning rate
 ``paper.INITIAL_LEARNING_RATE["inception"]`` times 0.95 per epoch, batch 128,
 100 epochs (the paper does not state the number of epochs; our choice).
 

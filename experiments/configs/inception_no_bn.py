@@ -14,7 +14,7 @@ Figure 2b compares its plain row with inception.py's (BatchNorm improves
 generalization by about 3-4%, Table 1); both metrics files carry
 ``cumulative_best_test_accuracy``.
 
-Protocol (paper-spec §3): SGD, momentum 0.9, learning rate
+Protocol (Appendix A): SGD, momentum 0.9, learning rate
 ``paper.INITIAL_LEARNING_RATE["inception_no_bn"]`` times 0.95 per epoch, batch 128,
 100 epochs (the paper does not state the number of epochs; our choice).
 

@@ -16,7 +16,7 @@ Table 4's weight-decay row on random labels
 (``paper.TABLE4[("mlp_1x512", "weight_decay")]``) is
 ``:random_labels,weight_decay``.
 
-Protocol (paper-spec §3): SGD, momentum 0.9, learning rate
+Protocol (Appendix A): SGD, momentum 0.9, learning rate
 ``paper.INITIAL_LEARNING_RATE["mlp_1x512"]`` times 0.95 per epoch, batch 128,
 100 epochs (the paper does not state the number of epochs; our choice).
 

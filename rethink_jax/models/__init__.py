@@ -1,4 +1,4 @@
-"""The paper's models, created by name (paper-spec §2.2-2.5, Table 1).
+"""The paper's models, created by name (Appendix A, Figure 3-2.5, Table 1).
 
 CIFAR-10 (28x28x3 whitened crops): ``mlp_1x512``, ``mlp_3x512``, ``alexnet``,
 ``inception`` and ``inception_no_bn``; ImageNet: ``inception_v3``. Every

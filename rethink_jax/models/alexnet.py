@@ -1,4 +1,4 @@
-"""The small AlexNet of Table 1 (paper-spec §2.3).
+"""The small AlexNet of Table 1 (Appendix A).
 
 Two blocks of conv 5x5 (64 filters, SAME) + ReLU -> max-pool 3x3 stride 2
 (SAME) -> local response normalization, then fully connected 384 and 192 ReLU
@@ -34,7 +34,7 @@ def local_response_normalization(x: jax.Array,
 
   ``out[..., d] = x[..., d] / (bias + alpha * sum_{|d' - d| <= r} x[..., d']**2)
   ** beta``, where the window of ``2r + 1`` channels is truncated at the edges
-  (paper-spec §2.3). Computed in float32 whatever the input dtype.
+  (Appendix A). Computed in float32 whatever the input dtype.
 
   Args:
     x: Activations whose last axis is the channel axis.
@@ -55,13 +55,13 @@ def local_response_normalization(x: jax.Array,
 
 
 class AlexNet(nn.Module):
-  """Small AlexNet for 28x28x3 CIFAR-10 crops (paper-spec §2.3).
+  """Small AlexNet for 28x28x3 CIFAR-10 crops (Appendix A).
 
   Attributes:
     num_classes: Size of the linear output layer.
     conv_features: Filters of both conv layers (64 reproduces Table 1).
     dropout_rate: Dropout after each hidden dense layer. The paper uses none
-      on CIFAR-10 (paper-spec §3); 0.0 creates no dropout at all.
+      on CIFAR-10 (Appendix A); 0.0 creates no dropout at all.
     dtype: Computation dtype; parameters stay float32.
   """
 

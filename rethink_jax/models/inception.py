@@ -1,4 +1,4 @@
-"""The small Inception of Table 1 and Figure 3 (paper-spec §2.2).
+"""The small Inception of Table 1 and Figure 3 (Appendix A, Figure 3).
 
 Built from three modules (Appendix A, Figure 3):
 
@@ -130,7 +130,7 @@ class DownsampleModule(nn.Module):
 
 
 class SmallInception(nn.Module):
-  """Small Inception for 28x28x3 CIFAR-10 crops (Figure 3, paper-spec §2.2).
+  """Small Inception for 28x28x3 CIFAR-10 crops (Figure 3, Appendix A, Figure 3).
 
   Submodules are named in Figure 3's order: ``conv1``, ``block1`` ...
   ``block10`` (see ``FIGURE3_BLOCKS``) and ``logits``.
@@ -139,7 +139,7 @@ class SmallInception(nn.Module):
     num_classes: Size of the final fully connected layer.
     batch_norm: False gives Table 1's "Inception w/o BatchNorm".
     dropout_rate: Dropout on the pooled features. The paper uses none on
-      CIFAR-10 (paper-spec §3); 0.0 creates no dropout at all.
+      CIFAR-10 (Appendix A); 0.0 creates no dropout at all.
     bn_momentum: Decay of BatchNorm's running averages (see module docstring).
     bn_epsilon: BatchNorm's variance epsilon.
     blocks: The block table; Figure 3 by default.

@@ -1,4 +1,4 @@
-"""Inception V3 (Szegedy et al., 2016) for the ImageNet runs (paper-spec §2.5).
+"""Inception V3 (Szegedy et al., 2016) for the ImageNet runs (Appendix B).
 
 The standard architecture as in TF-slim's ``nets/inception_v3.py`` and Keras'
 ``keras.applications.InceptionV3``: a stem of seven conv layers and two
@@ -15,7 +15,7 @@ With ``num_classes=1000`` and no auxiliary head the ``params`` collection has
 Module names are TF-slim's scopes (``Conv2d_1a_3x3`` ... ``Mixed_7c``).
 BatchNorm uses TF-slim's ``inception_v3_arg_scope`` constants, decay 0.9997
 and epsilon 1e-3 (the paper reused the TensorFlow reference Inception
-pipeline, paper-spec §2.5 [M]); Keras uses momentum 0.99. With decay 0.9997
+pipeline, Appendix B [M]); Keras uses momentum 0.99. With decay 0.9997
 the running averages need about 10k steps to forget their initial values, so
 short runs should lower ``bn_momentum``. Pooling inside the mixed blocks is
 TF-style: average pools do not count padding. Weights use Flax's default
@@ -256,7 +256,7 @@ class AuxLogits(nn.Module):
 
 
 class InceptionV3(nn.Module):
-  """Inception V3 (Szegedy et al., 2016; paper-spec §2.5, Table 2).
+  """Inception V3 (Szegedy et al., 2016; Appendix B, Table 2).
 
   Attributes:
     num_classes: Size of the classifier (1000 for ImageNet).

@@ -1,4 +1,4 @@
-"""Multilayer perceptrons of Table 1 (paper-spec §2.4).
+"""Multilayer perceptrons of Table 1 (Appendix A).
 
 "MLP 1x512" and "MLP 3x512": the 28x28x3 whitened image flattened to 2352
 values, one or three fully connected hidden layers of 512 ReLU units, and a
@@ -16,14 +16,14 @@ import jax.numpy as jnp
 
 
 class MLP(nn.Module):
-  """Fully connected ReLU network on the flattened image (paper-spec §2.4).
+  """Fully connected ReLU network on the flattened image (Appendix A).
 
   Attributes:
     num_classes: Size of the linear output layer.
     hidden_layers: Number of hidden layers (1 or 3 in the paper).
     hidden_units: Width of each hidden layer (512 in the paper).
     dropout_rate: Dropout after each hidden layer. The paper uses none on
-      CIFAR-10 (paper-spec §3); 0.0 creates no dropout at all.
+      CIFAR-10 (Appendix A); 0.0 creates no dropout at all.
     dtype: Computation dtype; parameters stay float32.
   """
 

@@ -1,6 +1,6 @@
 """Max pooling with a gradient that is cheap on XLA:CPU.
 
-The small AlexNet and the small Inception (paper-spec §2.2-2.3, Figure 3) and
+The small AlexNet and the small Inception (Appendix A, Figure 3-2.3, Figure 3) and
 Inception V3 pool with 3x3 windows of stride 2. ``flax.linen.max_pool``
 differentiates through XLA's select-and-scatter, which on CPU costs many
 times its forward pass (``benchmarks/max_pool.py``; the table is in

@@ -4,7 +4,7 @@ Section 5 argues that SGD from zero on a linear model stays in the span of
 the data, ``w = X^T alpha``, so exact interpolation reduces to the n x n
 system ``X X^T alpha = y`` (Eq. 3). With a Gaussian kernel in place of the
 linear Gram matrix (what the paper's MNIST and CIFAR-10 numbers actually use,
-paper-spec §8) this is
+Section 5) this is
 
     K alpha = Y,   K_ij = exp(-gamma ||x_i - x_j||^2),
 
@@ -43,8 +43,8 @@ def median_heuristic_gamma(points, *, num_pairs: int = 100_000,
                            seed: int = 0) -> float:
   """``1 / median ||x_i - x_j||^2`` over random pairs (the median heuristic).
 
-  The paper does not give its CIFAR-10 Gaussian-kernel bandwidth (paper-spec
-  §8, Uncertain 10); this is the documented rule the experiments use instead.
+  The paper does not give its CIFAR-10 Gaussian-kernel bandwidth (Section
+  5); this is the documented rule the experiments use instead.
 
   Args:
     points: ``(n, d)`` array.
@@ -577,7 +577,7 @@ def rkhs_norm(alpha, kernel_matrix) -> float:
   For a vector-valued interpolant (one column per class) this is the norm in
   the product RKHS, the square root of the sum of the per-class squared
   norms; it is the presumed definition of the paper's "220" for MNIST
-  (paper-spec §8, Uncertain 10).
+  (Section 5, Uncertain 10).
 
   Args:
     alpha: ``(n,)`` or ``(n, k)`` coefficients.
