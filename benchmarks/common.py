@@ -14,7 +14,7 @@ def write_report(script: str, out: str | None, **fields: Any) -> None:
   """Prints the benchmark's JSON and writes it to ``out`` (if given).
 
   The report records the exact command, the XLA_FLAGS in effect (after
-  ``rethink_jax`` added its CPU flag), the devices and the JAX version, then
+  ``rethink_jax.configure_xla_cpu``), the devices and the JAX version, then
   ``fields``.
   """
   report = dict(command=" ".join(["python", script, *sys.argv[1:]]),

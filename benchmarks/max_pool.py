@@ -16,7 +16,6 @@ import statistics
 import sys
 import time
 
-from absl import app
 from absl import flags
 import flax.linen as nn
 import jax
@@ -26,6 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import common  # pylint: disable=wrong-import-position
 
+from rethink_jax import cli  # pylint: disable=wrong-import-position
 from rethink_jax.models import pooling  # pylint: disable=wrong-import-position
 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls (median kept).")
@@ -70,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_script(main)

@@ -26,7 +26,6 @@ import statistics
 import sys
 import time
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np
@@ -36,6 +35,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import common  # pylint: disable=wrong-import-position
 
+from rethink_jax import cli  # pylint: disable=wrong-import-position
 from rethink_jax import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from rethink_jax import inputs  # pylint: disable=wrong-import-position
 from rethink_jax import models  # pylint: disable=wrong-import-position
@@ -175,4 +175,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_script(main)

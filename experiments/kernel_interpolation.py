@@ -32,15 +32,14 @@ n x n x d pass per iteration).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 
+from absl import flags
 import jax
 import numpy as np
 
-from rethink_jax import corruption, data, paper
+from rethink_jax import cli, corruption, data, paper
 from rethink_jax import theory
 from rethink_jax.theory import kernels
 
@@ -78,33 +77,32 @@ def _accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
   return float(np.mean(np.argmax(scores, axis=1) == labels))
 
 
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("dataset", "fashion_mnist", ["fashion_mnist", "mnist", "cifar10"],
+                  "data set of the kernel interpolation")
+flags.DEFINE_integer("num_train", 0, "first N training examples (0: all)")
+flags.DEFINE_string("gamma", None, "'paper' (0.02, MNIST), 'median', or a "
+                    "number; default: paper for (fashion_)mnist, median for "
+                    "cifar10")
+flags.DEFINE_string("ridges", "0", "comma-separated ridge values; 0 is Eq. 3")
+flags.DEFINE_enum("dtype", "float32", ["float32", "float64"],
+                  "dtype of the kernel matrix and its solve")
+flags.DEFINE_enum("residuals", "recomputed", ["recomputed", "stored"],
+                  "how the CG refinement gets its residuals")
+flags.DEFINE_float("preconditioner_shift", 0.0, "delta added to the factored "
+                   "matrix only (see kernels.kernel_interpolate)")
+flags.DEFINE_integer("max_iterations", 50, "maximum CG refinement iterations")
+flags.DEFINE_integer("block_size", 1024, "rows of the kernel matrix built at "
+                     "a time")
+flags.DEFINE_integer("seed", 0, "seed of the random labels and the median "
+                     "pairs")
+flags.DEFINE_string("out", None, "results file (default: results/theory/"
+                    "kernel_<dataset>.json)")
+
+
 def main(argv: list[str] | None = None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--dataset", default="fashion_mnist",
-                      choices=("fashion_mnist", "mnist", "cifar10"))
-  parser.add_argument("--num_train", type=int, default=0,
-                      help="first N training examples (0: all)")
-  parser.add_argument("--gamma", default=None,
-                      help="'paper' (0.02, MNIST), 'median', or a number; "
-                      "default: paper for (fashion_)mnist, median for cifar10")
-  parser.add_argument("--ridges", default="0",
-                      help="comma-separated ridge values; 0 is Eq. 3")
-  parser.add_argument("--dtype", default="float32",
-                      choices=("float32", "float64"))
-  parser.add_argument("--residuals", default="recomputed",
-                      choices=("recomputed", "stored"))
-  parser.add_argument("--preconditioner_shift", type=float, default=0.0,
-                      help="delta added to the factored matrix only (see "
-                      "kernels.kernel_interpolate)")
-  parser.add_argument("--max_iterations", type=int, default=50,
-                      help="maximum CG refinement iterations")
-  parser.add_argument("--block_size", type=int, default=1024)
-  parser.add_argument("--seed", type=int, default=0,
-                      help="seed of the random labels and the median pairs")
-  parser.add_argument("--out", default=None)
-  args = parser.parse_args(argv)
-  metadata = theory.run_metadata(
-      None if argv is None else [sys.argv[0]] + list(argv))
+  args = FLAGS
+  metadata = theory.run_metadata()
 
   start = time.perf_counter()
   x_train, y_train, num_classes = load_points(args.dataset, "train",
@@ -207,4 +205,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

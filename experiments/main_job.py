@@ -36,14 +36,16 @@ training.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
 import shlex
 import shutil
-import sys
 import time
+
+from absl import flags
+
+from rethink_jax import cli
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # Run name -> (random labels?, uses the paper's 0.95 decay instead of the
@@ -55,28 +57,23 @@ RUNS = {
 }
 DEFAULTS = dict(epochs=100, lr_decay_factor=0.97, paper_schedule_epochs=60)
 
-
-def _parse(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
-                 help="epochs of the two main runs (the paper does not "
-                 "state it)")
-  p.add_argument("--lr_decay_factor", type=float,
-                 default=DEFAULTS["lr_decay_factor"],
-                 help="lr multiplier per epoch of the two main runs")
-  p.add_argument("--paper_schedule_epochs", type=int,
-                 default=DEFAULTS["paper_schedule_epochs"],
-                 help="epochs of the random-label run with the paper's 0.95 "
-                 "decay (0 skips it)")
-  p.add_argument("--train_examples", type=int, default=0,
-                 help="fixed random subset of the training set (0 = all)")
-  p.add_argument("--out", default=str(REPO / "results" / "main_job"))
-  p.add_argument("--docs", default=str(REPO / "docs"),
-                 help="where the report goes; README.md is updated only for "
-                 "the default")
-  p.add_argument("--report_only", action="store_true",
-                 help="only regenerate docs/ and README from results")
-  return p.parse_args(argv)
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("epochs", DEFAULTS["epochs"], "epochs of the two main "
+                     "runs (the paper does not state it)")
+flags.DEFINE_float("lr_decay_factor", DEFAULTS["lr_decay_factor"],
+                   "lr multiplier per epoch of the two main runs")
+flags.DEFINE_integer("paper_schedule_epochs",
+                     DEFAULTS["paper_schedule_epochs"], "epochs of the "
+                     "random-label run with the paper's 0.95 decay (0 skips "
+                     "it)")
+flags.DEFINE_integer("train_examples", 0, "fixed random subset of the "
+                     "training set (0 = all)")
+flags.DEFINE_string("out", str(REPO / "results" / "main_job"),
+                    "folder of the runs and results")
+flags.DEFINE_string("docs", str(REPO / "docs"), "where the report goes; "
+                    "README.md is updated only for the default")
+flags.DEFINE_bool("report_only", False, "only regenerate docs/ and README "
+                  "from results")
 
 
 def _command(args) -> str:
@@ -257,12 +254,13 @@ def report(args) -> None:
   print(block)
 
 
-def main(argv=None) -> None:
-  args = _parse(sys.argv[1:] if argv is None else argv)
+def main(argv: list[str]) -> None:
+  del argv
+  args = FLAGS
   if not args.report_only:
     run(args)
   report(args)
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

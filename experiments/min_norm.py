@@ -18,14 +18,14 @@ Command:
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
+from absl import flags
 import jax
 import numpy as np
 
-from rethink_jax import corruption, data
+from rethink_jax import cli, corruption, data
 from rethink_jax import theory
 from rethink_jax.theory import min_norm
 from rethink_jax.theory.kernels import one_hot
@@ -125,16 +125,19 @@ def fashion(num_train: int, num_forced: int, seed: int) -> dict:
   }
 
 
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("n", 30, "synthetic problem: number of points")
+flags.DEFINE_integer("d", 100, "synthetic problem: dimension")
+flags.DEFINE_integer("epochs", 2000, "SGD epochs on the synthetic problem")
+flags.DEFINE_integer("num_train", 300, "Fashion-MNIST training points")
+flags.DEFINE_integer("num_forced", 300, "Fashion-MNIST test points whose "
+                     "labels the forced-interpolation fit also matches")
+flags.DEFINE_integer("seed", 0, "seed of the data draws and SGD")
+flags.DEFINE_string("out", "results/theory/min_norm.json", "results file")
+
+
 def main(argv: list[str] | None = None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--n", type=int, default=30)
-  parser.add_argument("--d", type=int, default=100)
-  parser.add_argument("--epochs", type=int, default=2000)
-  parser.add_argument("--num_train", type=int, default=300)
-  parser.add_argument("--num_forced", type=int, default=300)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--out", default="results/theory/min_norm.json")
-  args = parser.parse_args(argv)
+  args = FLAGS
   result = {
       "experiment": "min_norm",
       "paper_section": "5",
@@ -149,4 +152,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

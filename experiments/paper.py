@@ -12,34 +12,41 @@ finished runs and resumes a partial one from its checkpoints; stop it at
 any time. Experiments and scales: rethink_jax.experiments.suite.
 """
 
-import argparse
 import os
 import sys
 import time
 
+from absl import app
+from absl import flags
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from rethink_jax import cli  # noqa: E402
 from rethink_jax.experiments import suite  # noqa: E402
 from rethink_jax.experiments import sweep  # noqa: E402
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--scale", choices=suite.SCALES, default="cpu")
-  parser.add_argument("--experiments", default="",
-                      help="comma-separated subset of "
-                      f"{','.join(suite.EXPERIMENTS)} (default: all)")
-  parser.add_argument("--models", default="",
-                      help="comma-separated models to run (default: all)")
-  parser.add_argument("--seeds", type=int, default=1,
-                      help="runs per row, seeds 0..k-1 (mean and spread)")
-  parser.add_argument("--shard", default="0/1",
-                      help="i/n: run every n-th run starting at i")
-  parser.add_argument("--root", default=os.path.join(REPO, "results", "runs"))
-  parser.add_argument("--dry_run", action="store_true",
-                      help="list the runs and their status, train nothing")
-  args = parser.parse_args()
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("scale", "cpu", list(suite.SCALES), "cpu: the CPU-scale "
+                  "suite (subsets, documented in docs/reproduction.md); "
+                  "paper: full CIFAR-10 and the paper's protocol")
+flags.DEFINE_string("experiments", "", "comma-separated subset of "
+                    f"{','.join(suite.EXPERIMENTS)} (default: all)")
+flags.DEFINE_string("models", "", "comma-separated models to run (default: "
+                    "all)")
+flags.DEFINE_integer("seeds", 1, "runs per row, seeds 0..k-1 (mean and "
+                     "spread)")
+flags.DEFINE_string("shard", "0/1", "i/n: run every n-th run starting at i")
+flags.DEFINE_string("root", os.path.join(REPO, "results", "runs"),
+                    "folder of the runs (one subfolder per scale)")
+flags.DEFINE_bool("dry_run", False, "list the runs and their status, train "
+                  "nothing")
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  args = FLAGS
   names = [n for n in args.experiments.split(",") if n]
   try:
     entries = suite.entries(names, args.scale, args.seeds)
@@ -52,7 +59,7 @@ def main() -> None:
       entries = [e for e in entries if e.config.model in models]
     shard = sweep.parse_shard(args.shard)
   except ValueError as e:
-    parser.error(str(e))
+    raise app.UsageError(str(e)) from e
   root = os.path.join(args.root, args.scale)
   start = time.perf_counter()
   report = sweep.run([e.config for e in entries], root, shard=shard,
@@ -64,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

@@ -21,13 +21,14 @@ Command:
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
+from absl import flags
 import jax
 import numpy as np
 
+from rethink_jax import cli
 from rethink_jax import config as config_lib
 from rethink_jax import data, preprocessing
 from rethink_jax import theory
@@ -48,17 +49,22 @@ def _trainer_config(model: str, max_epochs: int, seed: int):
   return config
 
 
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("n", 1000, "CIFAR-10 training points")
+flags.DEFINE_integer("network_draws", 5, "sign draws fitted by each network")
+flags.DEFINE_integer("linear_draws", 20, "sign draws fitted by the linear "
+                     "classifiers")
+flags.DEFINE_string("linear_dims", "1,10,100,500,2352", "comma-separated "
+                    "input dimensions of the linear classifiers")
+flags.DEFINE_string("models", "mlp_1x512,mlp_3x512", "comma-separated "
+                    "networks")
+flags.DEFINE_integer("max_epochs", 100, "epoch cap of each network fit")
+flags.DEFINE_integer("seed", 0, "seed of the Rademacher signs")
+flags.DEFINE_string("out", "results/theory/rademacher.json", "results file")
+
+
 def main(argv: list[str] | None = None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--n", type=int, default=1000)
-  parser.add_argument("--network_draws", type=int, default=5)
-  parser.add_argument("--linear_draws", type=int, default=20)
-  parser.add_argument("--linear_dims", default="1,10,100,500,2352")
-  parser.add_argument("--models", default="mlp_1x512,mlp_3x512")
-  parser.add_argument("--max_epochs", type=int, default=100)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--out", default="results/theory/rademacher.json")
-  args = parser.parse_args(argv)
+  args = FLAGS
 
   train = data.load("cifar10", "train").take(args.n)
   test_images = data.load("cifar10", "test").images[:100]
@@ -141,4 +147,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

@@ -9,14 +9,16 @@ rethink_jax.paper. Running it twice gives identical files. Rows whose runs
 have not finished are listed with their status.
 """
 
-import argparse
 import json
 import os
 import sys
 
+from absl import flags
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from rethink_jax import cli  # noqa: E402
 from rethink_jax.experiments import report  # noqa: E402
 from rethink_jax.experiments import suite  # noqa: E402
 
@@ -93,11 +95,14 @@ def _figure_rows(rows, columns) -> list[str]:
   for r in rows:
     cells = []
     for key in keys:
-      if key in ("model", "randomization", "p", "n"):
-        value = {"model": lambda: MODEL_NAMES[r["model"]],
-                 "randomization": lambda: CURVE_NAMES[r["randomization"]],
-                 "p": lambda: _fmt(r["p"], 1),
-                 "n": lambda: str(r["train_examples"])}[key]()
+      if key == "model":
+        value = MODEL_NAMES[r["model"]]
+      elif key == "randomization":
+        value = CURVE_NAMES[r["randomization"]]
+      elif key == "p":
+        value = _fmt(r["p"], 1)
+      elif key == "n":
+        value = str(r["train_examples"])
       elif key == "epochs":
         value = _epochs(r)
       else:
@@ -234,11 +239,14 @@ def _readme_block(scale, rows) -> None:
       f.write(head + begin + "\n" + block + end + tail)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--scale", choices=suite.SCALES, default="cpu")
-  parser.add_argument("--seeds", type=int, default=1)
-  args = parser.parse_args()
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("scale", "cpu", list(suite.SCALES), "which runs to report")
+flags.DEFINE_integer("seeds", 1, "seeds per row (as given to paper.py)")
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  args = FLAGS
   root = os.path.join(REPO, "results", "runs", args.scale)
   rows = report.collect(args.scale, root, REPO, args.seeds)
   figures = os.path.join(REPO, "docs", "figures")
@@ -314,4 +322,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

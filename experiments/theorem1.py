@@ -16,14 +16,14 @@ Command:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 
+from absl import flags
 import jax
 import numpy as np
 
-from rethink_jax import corruption, data
+from rethink_jax import cli, corruption, data
 from rethink_jax import theory
 from rethink_jax.theory import expressivity
 
@@ -52,12 +52,14 @@ def _record(fit: expressivity.TwoLayerInterpolant, n: int, d: int) -> dict:
   }
 
 
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("seed", 0, "seed of the synthetic points and targets")
+flags.DEFINE_integer("fashion_n", 10000, "Fashion-MNIST points to fit")
+flags.DEFINE_string("out", "results/theory/theorem1.json", "results file")
+
+
 def main(argv: list[str] | None = None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--fashion_n", type=int, default=10000)
-  parser.add_argument("--out", default="results/theory/theorem1.json")
-  args = parser.parse_args(argv)
+  args = FLAGS
   rng = np.random.default_rng(args.seed)
   synthetic = []
   for n, d, settings in SYNTHETIC:
@@ -115,4 +117,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

@@ -11,10 +11,12 @@ Command:
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 
+from absl import flags
+
+from rethink_jax import cli
 from rethink_jax import paper
 
 RESULTS = pathlib.Path("results/theory")
@@ -249,11 +251,13 @@ def build(results: pathlib.Path = RESULTS) -> str:
   return "\n".join(lines).rstrip() + "\n"
 
 
+FLAGS = flags.FLAGS
+flags.DEFINE_string("results", str(RESULTS), "folder of the theory results")
+flags.DEFINE_string("out", "docs/theory.md", "the report")
+
+
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--results", default=str(RESULTS))
-  parser.add_argument("--out", default="docs/theory.md")
-  args = parser.parse_args(argv)
+  args = FLAGS
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(build(pathlib.Path(args.results)))
@@ -261,4 +265,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

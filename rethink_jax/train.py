@@ -1,4 +1,4 @@
-"""Training and evaluation with the paper's protocol (Section 3), and its CLI.
+"""Training and evaluation with the paper's protocol (Section 3).
 
 :func:`train_and_evaluate` trains one model on one (possibly randomized,
 Section 2.1) data set with SGD, momentum 0.9 and a learning rate decayed by
@@ -9,24 +9,23 @@ after every epoch, and writes ``metrics.jsonl``, Orbax checkpoints and
 resumes from the latest checkpoint and ends bit-identical to an
 uninterrupted run.
 
-Command line::
+Every epoch writes one absl INFO line (epoch, loss, accuracies, learning
+rate, images/s, ETA) and a TensorBoard event file beside ``metrics.jsonl``.
+
+Example::
+
+  from rethink_jax import config, train
+  cfg = config.base_config()
+  cfg.model, cfg.dataset, cfg.num_epochs = "mlp_1x512", "fashion_mnist", 3
+  summary = train.train_and_evaluate(cfg, "/tmp/mlp")
+
+Command line (:mod:`rethink_jax.cli`)::
 
   python -m rethink_jax.train --config=experiments/configs/mlp_1x512.py \\
       --workdir=/tmp/mlp --config.num_epochs=3
 
-Multi-process (TPU pods, several GPU hosts, or several processes on one
-machine): run the same command in every process. On a cluster that
-``jax.distributed.initialize()`` recognizes (Cloud TPU, SLURM, Open MPI,
-Kubernetes) add ``--config.distributed=True``; elsewhere name the
-coordinator and the processes::
-
-  python -m rethink_jax.train --config=... --workdir=/shared/run \\
-      --coordinator_address=host0:1234 --num_processes=2 --process_id=0
-
-Process 0 holds the workdir's lock and writes metrics and summary; every
-process writes its part of the checkpoints. Errors in the config, the data,
-the workdir or a checkpoint are printed as one message (``--traceback`` for
-the traceback) and exit with status 1.
+(or ``rethink-jax train ...``). Multi-process runs: see
+:func:`initialize_distributed` and :mod:`rethink_jax.cli`.
 """
 
 from __future__ import annotations
@@ -40,12 +39,10 @@ import sys
 import time
 from typing import Any
 
-from absl import app
-from absl import flags
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 import optax
 
@@ -352,7 +349,7 @@ class _Loop:
     pending = None
     calls = run(state, self._put(steps.running_sums()), epoch, chunk)
     try:
-      for state, sums in calls:
+      for state, sums in calls:  # noqa: B007 (the last state is returned)
         if pending is not None:
           self._check(pending, epoch)
         pending = sums
@@ -519,6 +516,14 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
         config.progress, total=config.num_epochs * steps_per_epoch,
         initial=min(book["epoch"], config.num_epochs) * steps_per_epoch)
     cleanup.callback(loop.bar.close)
+    if writer:
+      done = f"resuming after epoch {book['epoch']}" if book["epoch"] else (
+          "starting")
+      logging.info("%s: %s, %d training examples, %d steps per epoch, %d "
+                   "%s device(s); %s", workdir, config.model, train_size,
+                   steps_per_epoch, jax.device_count(),
+                   jax.devices()[0].platform, done)
+    loop_start, epochs_here = time.perf_counter(), 0
     while _stop_reason(config, book) is None:
       epoch = book["epoch"]
       epoch_start = time.perf_counter()
@@ -542,11 +547,21 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
           eval_time_s=time.perf_counter() - eval_start,
           wall_time_s=book["elapsed_s"])
       log.write(record)
+      epochs_here += 1
+      if writer:
+        remaining = max(config.num_epochs - book["epoch"], 0)
+        logging.info("%s", metrics.epoch_line(
+            record, config.num_epochs,
+            (time.perf_counter() - loop_start) / epochs_here * remaining))
       if (book["epoch"] % config.checkpoint_every_epochs == 0 or
           _stop_reason(config, book) is not None):
         checkpoints.save(book["epoch"], state, metrics.json_safe(book))
 
   total = elapsed_before + time.perf_counter() - start
+  if writer:
+    logging.info("%s: stopped (%s) after %d epochs, %s", workdir,
+                 _stop_reason(config, book), book["epoch"],
+                 metrics.duration(total))
   summary = dict(
       config=config.to_dict(),
       learning_rate=config_lib.learning_rate(config),
@@ -594,7 +609,7 @@ def initialize_distributed(coordinator_address: str | None = None,
   """
   if jax.distributed.is_initialized():
     return
-  if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
+  if jax.config.values["jax_cpu_collectives_implementation"] in (None, "", "none"):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=num_processes,
@@ -606,67 +621,8 @@ def initialize_distributed(coordinator_address: str | None = None,
 USER_ERRORS = (config_lib.ConfigError, DataError, workdir_lib.WorkdirError,
                checkpoint.CheckpointError, NonFiniteLossError)
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Training config file (experiments/configs/*.py).",
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Directory for metrics, checkpoints and the summary; "
-    "an existing run there is resumed.")
-_TRACEBACK = flags.DEFINE_bool(
-    "traceback", False, "On a configuration, data, workdir or checkpoint "
-    "error, print the full traceback, not just the message.")
-_COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "Multi-process runs: host:port of process "
-    "0's coordinator (see initialize_distributed).")
-_NUM_PROCESSES = flags.DEFINE_integer(
-    "num_processes", None, "Multi-process runs: the number of processes.")
-_PROCESS_ID = flags.DEFINE_integer(
-    "process_id", None, "Multi-process runs: this process's id, 0 .. "
-    "num_processes - 1.")
-
-
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    if (_COORDINATOR.value, _NUM_PROCESSES.value,
-        _PROCESS_ID.value) != (None, None, None):
-      initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
-                             _PROCESS_ID.value)
-    summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except USER_ERRORS as e:
-    if _TRACEBACK.value:
-      raise
-    print(f"error: {e}", file=sys.stderr)
-    print("(run with --traceback for the full traceback)", file=sys.stderr)
-    sys.exit(1)
-  print(json.dumps(dict(final=summary["final"],
-                        steps_to_fit=summary["steps_to_fit"],
-                        steps_to_converge=summary["steps_to_converge"],
-                        best_test_accuracy=summary["best_test_accuracy"],
-                        stopped=summary["stopped"]), indent=2))
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with config-override mistakes as one message.
-
-  A misspelt or mistyped ``--config.FIELD`` raises inside ml_collections
-  while the flags are parsed, before :func:`main` runs.
-  """
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    print(f"error: {e}\nPass --help for the flags.", file=sys.stderr)
-    sys.exit(1)
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    if "--traceback" in argv:
-      raise
-    message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
-    print(f"error: a --config override cannot be applied: {message}",
-          file=sys.stderr)
-    sys.exit(1)
-
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main, flags_parser=_parse_flags)
+  from rethink_jax import cli  # pylint: disable=g-import-not-at-top
+  sys.exit(cli.main(["train", *sys.argv[1:]],
+                    prog="python -m rethink_jax.train"))

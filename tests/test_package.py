@@ -1,7 +1,8 @@
-"""Importing rethink_jax sets the measured XLA:CPU flag, never over a user's."""
+"""The package as a user's code meets it: import, flags, entry points."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -9,17 +10,61 @@ import sys
 import pytest
 
 import rethink_jax
+from rethink_jax import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _flags_after_import(xla_flags: str | None) -> str:
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  if xla_flags is not None:
-    env["XLA_FLAGS"] = xla_flags
-  out = subprocess.run(
-      [sys.executable, "-c",
-       "import os, rethink_jax; print(os.environ.get('XLA_FLAGS', ''))"],
-      env=env, capture_output=True, text=True, check=True)
-  return out.stdout.strip()
+def _python(code: str, **env_changes: str | None) -> subprocess.CompletedProcess:
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  for key, value in env_changes.items():
+    if value is None:
+      env.pop(key, None)
+    else:
+      env[key] = value
+  return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_import_has_no_side_effects_and_exposes_submodules():
+  result = _python(
+      "import os, sys\n"
+      "import rethink_jax\n"
+      "assert 'XLA_FLAGS' not in os.environ, os.environ['XLA_FLAGS']\n"
+      "assert 'jax' not in sys.modules\n"
+      "import rethink_jax.train, rethink_jax.cli\n"
+      "from absl import flags\n"
+      "assert 'XLA_FLAGS' not in os.environ\n"
+      "defined = {'config', 'workdir', 'traceback'} & set(flags.FLAGS)\n"
+      "assert not defined, defined\n"
+      "for name in rethink_jax.__all__:\n"
+      "  getattr(rethink_jax, name)\n"
+      "assert rethink_jax.models.count_params\n"
+      "assert set(rethink_jax.__all__) <= set(dir(rethink_jax))\n"
+      "print('ok')\n", XLA_FLAGS=None)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == "ok"
+
+
+def test_a_script_with_its_own_config_and_workdir_flags_can_import_all():
+  result = _python(
+      "from absl import app, flags\n"
+      "flags.DEFINE_string('config', None, 'mine')\n"
+      "flags.DEFINE_string('workdir', None, 'mine')\n"
+      "import rethink_jax\n"
+      "from rethink_jax import cli, train\n"
+      "for name in rethink_jax.__all__:\n"
+      "  getattr(rethink_jax, name)\n"
+      "def main(argv):\n"
+      "  print(flags.FLAGS.config, flags.FLAGS.workdir)\n"
+      "app.run(main, argv=['x', '--config=a', '--workdir=b'])\n")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == "a b"
+
+
+def test_unknown_attribute_is_an_attribute_error():
+  with pytest.raises(AttributeError, match="no attribute 'modles'"):
+    _ = rethink_jax.modles
 
 
 @pytest.mark.parametrize("user,expected", [
@@ -29,5 +74,41 @@ def _flags_after_import(xla_flags: str | None) -> str:
     ("--xla_cpu_experimental_ynn_fusion_type=-individual_dot",
      "--xla_cpu_experimental_ynn_fusion_type=-individual_dot"),
 ])
-def test_cpu_xla_flags_on_import(user, expected):
-  assert _flags_after_import(user) == expected
+def test_configure_xla_cpu_adds_the_flag_never_over_a_users(user, expected):
+  result = _python("import os, rethink_jax\n"
+                   "rethink_jax.configure_xla_cpu()\n"
+                   "print(os.environ.get('XLA_FLAGS', ''))", XLA_FLAGS=user)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == expected
+
+
+def test_console_script_is_declared():
+  scripts = {e.name: e.value for e in
+             importlib.metadata.entry_points(group="console_scripts")}
+  assert scripts.get("rethink-jax") == "rethink_jax.cli:main"
+
+
+def test_cli_usage_and_errors(capsys):
+  assert cli.main(["--help"]) == 0
+  assert "train" in capsys.readouterr().out
+  assert cli.main([]) == 2
+  assert cli.main(["trian"]) == 2
+  assert "unknown command 'trian'" in capsys.readouterr().err
+  assert cli.main(["train", "--help"]) == 0
+  out = capsys.readouterr().out
+  assert "--workdir" in out and "--config" in out
+  assert cli.main(["train", f"--config={REPO}/experiments/configs/mlp_1x512.py"]) == 1
+  assert "--workdir must be given" in capsys.readouterr().err
+  # Private flag values: parsing again in the same process is fine.
+  assert cli.main(["train", "--workdir=/tmp/x"]) == 1
+  assert "--config must be given" in capsys.readouterr().err
+  assert cli.main(["train", f"--config={REPO}/experiments/configs/mlp_1x512.py",
+                   "--workdir=/tmp/x", "--config.num_epoch=3"]) == 1
+  assert "num_epoch" in capsys.readouterr().err
+
+
+def test_package_files():
+  for name in ("LICENSE", "rethink_jax/py.typed"):
+    assert os.path.isfile(os.path.join(REPO, name)), name
+  with open(os.path.join(REPO, "LICENSE")) as f:
+    assert "Apache License" in f.read(200)
