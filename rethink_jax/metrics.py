@@ -1,9 +1,11 @@
-"""Per-epoch metrics: computing them, the JSON-lines log and the progress bar.
+"""Per-epoch metrics: computing them, their log, log line and progress bar.
 
 Each epoch appends one line to ``workdir/metrics.jsonl`` with the quantities
 of Figure 1 (training loss, convergence), Figure 2 (train and test accuracy,
 cumulative best test accuracy) and Table 1 (final accuracies), plus the
 accuracy on the corrupted and on the clean training examples separately.
+The same numbers go to a TensorBoard event file beside it
+(:mod:`rethink_jax.event_file`) and, in brief, to one absl INFO line.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import tqdm
 
+from rethink_jax import event_file
 from rethink_jax import workdir
 
 LOG_NAME = "metrics.jsonl"
@@ -97,24 +100,35 @@ class MetricsLog:
   rebuilt from it: at start-up the file is rewritten atomically from the
   restored records, which drops the lines of epochs after the checkpoint and
   repairs a line torn by a kill or a full disk. Each new line is appended in
-  one write and flushed to disk before the epoch's checkpoint is saved.
+  one write and flushed to disk before the epoch's checkpoint is saved. The
+  TensorBoard event file beside it is rebuilt and appended the same way.
   """
 
   def __init__(self, path: str, records: list[dict[str, Any]], *,
-               writer: bool):
+               writer: bool, events: bool = True):
     """Starts the log from the records of the restored checkpoint.
 
     Args:
       path: the log file (``workdir/metrics.jsonl``).
       records: the per-epoch records of the restored run ([] if fresh).
       writer: whether this process writes (process 0 of a multi-host run).
+      events: also write a TensorBoard event file beside the log.
     """
     self.path = path
     self.writer = writer
     self.records = [json_safe(r) for r in records]
+    self.events = None
     if writer:
       workdir.write_lines(path, (json.dumps(r, sort_keys=True)
                                  for r in self.records))
+      if events:
+        try:
+          self.events = event_file.EventFile(os.path.dirname(path) or ".",
+                                             self.records)
+        except OSError as e:
+          raise workdir.os_error(e, os.path.dirname(path),
+                                 "write the TensorBoard event file in",
+                                 "Free disk space and run again.") from e
 
   def write(self, record: dict[str, Any]) -> None:
     """Appends one epoch's record.
@@ -137,11 +151,51 @@ class MetricsLog:
         os.close(fd)
       if written != len(line):
         raise OSError(errno.ENOSPC, "short write")
+      if self.events is not None:
+        self.events.write(record)
     except OSError as e:
       raise workdir.os_error(
           e, self.path, f"append epoch {record.get('epoch')} to",
           "Free disk space and run the same command again: it resumes from "
           "the last checkpoint and repairs the log.") from e
+
+
+def duration(seconds: float) -> str:
+  """``"42s"``, ``"6m31s"`` or ``"2h05m"``."""
+  seconds = int(round(seconds))
+  if seconds >= 3600:
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+  if seconds >= 60:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+  return f"{seconds}s"
+
+
+def _percent(value: float | None) -> str:
+  return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def epoch_line(record: dict[str, Any], num_epochs: int,
+               eta_s: float | None) -> str:
+  """The one log line of an epoch, e.g.
+
+  ``epoch 3/50  step 240  loss 1.8342  train 41.20%  test 38.75%
+  lr 0.0902  1,240 img/s  ETA 6m31s``
+
+  ``loss`` is the training loss of the evaluation pass (labels as trained),
+  ``train`` / ``test`` the accuracies; the ETA assumes every remaining
+  epoch runs (a run that stops when it fits ends sooner).
+  """
+  loss = record.get("train_loss")
+  parts = [f"epoch {record['epoch']}/{num_epochs}",
+           f"step {record['step']}",
+           f"loss {'n/a' if loss is None else f'{loss:.4f}'}",
+           f"train {_percent(record.get('train_accuracy'))}",
+           f"test {_percent(record.get('test_accuracy'))}",
+           f"lr {record['learning_rate']:.4g}",
+           f"{record.get('images_per_second') or 0:,.0f} img/s"]
+  if eta_s is not None:
+    parts.append(f"ETA {duration(eta_s)}")
+  return "  ".join(parts)
 
 
 def show_progress(setting: str) -> bool:

@@ -413,6 +413,7 @@ def test_eight_devices_match_one_device(tmp_path):
     assert json.load(f)["devices"]["count"] == 8
 
 
+@pytest.mark.real_data("cifar10")
 def test_command_line(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   command = [sys.executable, "-m", "rethink_jax.train",
@@ -423,6 +424,8 @@ def test_command_line(tmp_path):
   result = subprocess.run(command, env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
+  # Output to a pipe, not a terminal: still one INFO line per epoch.
+  assert "] epoch 1/1  step 2  loss " in result.stderr, result.stderr[-3000:]
   with open(tmp_path / "summary.json") as f:
     summary = json.load(f)
   assert summary["config"]["randomization"] == "random_labels"
