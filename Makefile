@@ -3,7 +3,7 @@
 PYTHON ?= python3
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup test main paper benchmark
+.PHONY: setup test main paper benchmark constraints
 
 setup:
 	@if [ ! -f $(FASHION_MNIST) ]; then \
@@ -13,10 +13,18 @@ setup:
 	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
 	  fi; \
 	fi
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(PYTHON) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
 
+# Lint, type-check, then the test suite.
 test: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest -q
+
+# Re-pin constraints.txt to the versions installed here (after an upgrade
+# that the suite passed with).
+constraints:
+	$(PYTHON) tools/constraints.py > constraints.txt
 
 main: setup
 	$(PYTHON) experiments/main_job.py

@@ -265,6 +265,7 @@ def _check_statistics(statistics: str) -> str:
 def _check_probability(p) -> float:
   if isinstance(p, bool) or not isinstance(p, numbers.Real):
     raise ValueError(f"p must be a real number in [0, 1]; got {p!r}.")
+  p = float(p)
   if not math.isfinite(p) or not 0.0 <= p <= 1.0:
     raise ValueError(f"p must be a corruption probability in [0, 1]; got "
                      f"{p!r}. Use p=1 for random labels and p=0 for the true "
@@ -759,9 +760,9 @@ def environment_manifest() -> dict[str, Any]:
   return {
       "rethink_jax_version": __version__,
       "jax_version": jax.__version__,
-      "jax_prng_impl": str(jax.config.jax_default_prng_impl),
+      "jax_prng_impl": str(jax.config.values["jax_default_prng_impl"]),
       "jax_threefry_partitionable": bool(
-          jax.config.jax_threefry_partitionable),
+          jax.config.values["jax_threefry_partitionable"]),
   }
 
 
@@ -910,6 +911,7 @@ def randomize(train: ArrayDataset, test: ArrayDataset, name: str, *,
   train_idx = _as_indices(train_indices, len(train), "training examples")
   test_idx = _as_indices(test_indices, len(test), "test examples")
   if name in LABEL_RANDOMIZATIONS:
+    assert label_p is not None
     labels, _ = corrupt_labels(
         randomization_key(seed, "train_labels"), train.true_labels,
         label_p, train.num_classes, indices=train_idx)
@@ -933,7 +935,7 @@ def randomize(train: ArrayDataset, test: ArrayDataset, name: str, *,
     new_train = train.replace(images=gaussian_images(
         randomization_key(seed, "gaussian"), stats, indices=train_idx))
 
-  common = {"name": name, "p": label_p, "seed": seed, "stats": stats,
+  common: dict[str, Any] = {"name": name, "p": label_p, "seed": seed, "stats": stats,
             "permutation": permutation}
   new_train = new_train.replace(manifest=_manifest(
       new_train, "train", labels_corrupted=name in LABEL_RANDOMIZATIONS,

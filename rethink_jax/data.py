@@ -133,7 +133,8 @@ def offline_source_dir(name: str, source_dir=None) -> str | None:
 
 def _offline_builder(name: str, data_dir):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from rethink_jax import sources  # pylint: disable=g-import-not-at-top,unused-import
+  # Importing sources registers the offline tfds builders.
+  from rethink_jax import sources  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   return tfds.builder(_spec(name).offline_builder, data_dir=data_dir)
 
 

@@ -17,7 +17,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
-from typing import Any, Iterator, Union
+from typing import Any, Iterator
 
 import jax
 import ml_collections
@@ -32,7 +32,8 @@ from rethink_jax.dataset import ArrayDataset, DataError
 _TRAIN_SUBSET, _TEST_SUBSET, _TRAIN_EVAL_SUBSET = 101, 102, 103
 _PREFETCH = 2
 
-AnyDataset = Union[ArrayDataset, Any]  # Any: a streaming.StreamingDataset.
+# An ArrayDataset or a streaming.StreamingDataset (told apart by is_streamed).
+AnyDataset = Any
 
 
 def is_streamed(dataset: AnyDataset) -> bool:
@@ -79,8 +80,8 @@ def _take(dataset: ArrayDataset, index: np.ndarray) -> ArrayDataset:
                          true_labels=dataset.true_labels[index])
 
 
-def load(config: ml_collections.ConfigDict, train: ArrayDataset | None = None,
-         test: ArrayDataset | None = None
+def load(config: ml_collections.ConfigDict, train: AnyDataset = None,
+         test: AnyDataset = None
          ) -> tuple[AnyDataset, AnyDataset, np.ndarray, np.ndarray]:
   """The training and test sets of a run, randomized as the config says.
 
@@ -355,7 +356,8 @@ class StreamFeed:
 
   def _prefetched(self, jobs: Iterator[dict[str, Any]]
                   ) -> Iterator[tuple[jax.Array, ...]]:
-    queue = collections.deque()
+    queue: collections.deque[concurrent.futures.Future] = (
+        collections.deque())
     for job in jobs:
       queue.append(self._executor.submit(self._load, **job))
       if len(queue) > _PREFETCH:
@@ -365,7 +367,7 @@ class StreamFeed:
 
   def train_batches(self, order: np.ndarray, *, epoch: int, num_batches: int,
                     batch_size: int, augment: bool
-                    ) -> Iterator[tuple[jax.Array, jax.Array]]:
+                    ) -> Iterator[tuple[jax.Array, ...]]:
     """The first ``num_batches`` batches of an epoch as (images, labels).
 
     Args:

@@ -96,7 +96,9 @@ def _jpeg_members(archive: str, split_folder: str):
         parts = member.name.split("/")
         if (member.isfile() and len(parts) == 3 and parts[0] == split_folder
             and parts[2].lower().endswith((".jpg", ".jpeg"))):
-          yield member.name, tar.extractfile(member).read()
+          file = tar.extractfile(member)
+          assert file is not None  # a regular file
+          yield member.name, file.read()
   except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as e:
     raise DataError(f"cannot read {archive}: {e}. The archive is damaged; "
                     f"copy it again.") from e

@@ -16,9 +16,10 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import flax.linen as nn
 import jax
@@ -95,7 +96,7 @@ def train_step(state: TrainState, sums: Sums, images: jax.Array,
       loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  new_state = state.replace(step=state.step + 1, params=params,
+  new_state = dataclasses.replace(state, step=state.step + 1, params=params,
                             batch_stats=batch_stats, opt_state=opt_state)
   bad = ~jnp.isfinite(loss) & (sums["first_nonfinite_step"] < 0)
   new_sums = dict(
@@ -228,8 +229,8 @@ def eval_batch(state: TrainState, sums: Sums, images: jax.Array,
     corrupted examples (``labels != true_labels``) and of those predicted as
     labelled, and the number of examples.
   """
-  logits = model.apply(_variables(state, state.params), preprocess(images),
-                       train=False)
+  logits = cast(jax.Array, model.apply(_variables(state, state.params),
+                                       preprocess(images), train=False))
   weight = valid.astype(jnp.int32)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   prediction = jnp.argmax(logits, -1)

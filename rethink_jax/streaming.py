@@ -36,7 +36,7 @@ EVAL_CENTRAL_FRACTION = 0.875
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
   from PIL import Image  # pylint: disable=g-import-not-at-top
   pil = Image.fromarray(image)
-  return np.asarray(pil.resize((size, size), Image.BILINEAR))
+  return np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR))
 
 
 def central_crop_resize(image: np.ndarray, size: int,
@@ -98,8 +98,8 @@ class StreamingDataset:
     self._label_source = label_source
     self._label_map = label_map
     self._randomization = randomization
-    self._manifest = None
-    self._all_true_labels = None
+    self._manifest: dict[str, Any] | None = None
+    self._all_true_labels: np.ndarray | None = None
     self.location = location
     self.name = name
     self.split = split

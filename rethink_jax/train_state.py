@@ -130,6 +130,6 @@ def initialize(model: nn.Module, tx: optax.GradientTransformation,
   """
   fn = jax.jit(functools.partial(create, model, tx, input_shape=input_shape),
                out_shardings=sharding)
-  options = ({"xla_backend_optimization_level": 0}
+  options: dict[str, Any] | None = ({"xla_backend_optimization_level": 0}
              if jax.default_backend() == "cpu" else None)
   return fn.lower(key).compile(compiler_options=options)(key)

@@ -29,7 +29,7 @@ import os
 import shutil
 import socket
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, TextIO
 
 from absl import logging
 
@@ -118,9 +118,10 @@ class Lock:
     self.path = os.path.join(workdir, LOCK_NAME)
     self.enabled = enabled
     self.took_over: dict[str, Any] | None = None
-    self._file = None
+    self._file: TextIO | None = None
 
   def _read_holder(self) -> dict[str, Any] | None:
+    assert self._file is not None
     self._file.seek(0)
     text = self._file.read()
     if not text.strip():
@@ -141,15 +142,16 @@ class Lock:
     if not self.enabled:
       return
     try:
-      self._file = open(self.path, "a+")  # pylint: disable=consider-using-with
+      file = open(self.path, "a+")  # pylint: disable=consider-using-with
     except OSError as e:
       raise os_error(e, self.path, "create the lock file",
                      "Choose a workdir on a writable disk.") from e
+    self._file = file
     try:
-      fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+      fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
       holder = self._read_holder()
-      self._file.close()
+      file.close()
       self._file = None
       if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
         raise os_error(e, self.path, "lock", "Choose a workdir on a local "
@@ -167,11 +169,11 @@ class Lock:
       logging.warning("Took over the lock %s of %s, which is no longer "
                       "running; the run resumes from its checkpoints.",
                       self.path, _describe(previous))
-    self._file.seek(0)
-    self._file.truncate()
-    self._file.write(json.dumps(_holder()) + "\n")
-    self._file.flush()
-    os.fsync(self._file.fileno())
+    file.seek(0)
+    file.truncate()
+    file.write(json.dumps(_holder()) + "\n")
+    file.flush()
+    os.fsync(file.fileno())
 
   def release(self) -> None:
     """Empties the lock file (a clean end) and releases the lock."""

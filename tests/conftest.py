@@ -1,17 +1,29 @@
 """Shared fixtures: the real offline data sets, prepared once per machine.
 
-Prepared data lives in ``RETHINK_JAX_DATA_DIR`` when set (CI sets it), else in
-tfds' default data_dir, so the first run on a fresh machine prepares CIFAR-10,
-Fashion-MNIST and Imagenette from the offline sources (about a minute) and
-later runs reuse them. The offline files must be present (``../shared/data``
-beside the checkout, and Debian's ``dataset-fashion-mnist``): these tests read
-real data on purpose and fail, rather than skip, when it is missing.
+Prepared data lives in ``RETHINK_JAX_DATA_DIR`` when set, else in tfds'
+default data_dir, so the first run on a fresh machine prepares CIFAR-10,
+Fashion-MNIST and Imagenette from their offline files (about a minute) and
+later runs reuse them. The offline files are looked for where
+:mod:`rethink_jax.data` looks (``RETHINK_JAX_OFFLINE_DIR`` for CIFAR-10 and
+Imagenette, ``RETHINK_JAX_FASHION_MNIST_DIR`` or Debian's
+``dataset-fashion-mnist`` for Fashion-MNIST).
+
+Tests that read real data say so (``@pytest.mark.real_data("cifar10")``, or
+by using a data fixture below). Where that data is neither prepared nor
+available offline they are skipped with a reason saying how to provide it,
+except under CI (``CI`` set), where they must run and fail instead.
 """
 
+import functools
 import os
 
 # Keep TensorFlow (used by tfds) quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import rethink_jax  # noqa: E402
+
+# The XLA:CPU settings the entry points use, before JAX starts a backend.
+rethink_jax.configure_xla_cpu()
 
 import jax  # noqa: E402
 from jax.experimental.compilation_cache import compilation_cache  # noqa: E402
@@ -20,7 +32,56 @@ import pytest  # noqa: E402
 
 from rethink_jax import config as config_lib  # noqa: E402
 from rethink_jax import data  # noqa: E402
-from rethink_jax.dataset import from_arrays  # noqa: E402
+from rethink_jax.dataset import DataError, from_arrays  # noqa: E402
+
+# Data fixtures below -> the data set each reads.
+_FIXTURE_DATA = {"cifar10_train": "cifar10", "cifar10_test": "cifar10",
+                 "fashion_mnist_train": "fashion_mnist",
+                 "fashion_mnist_test": "fashion_mnist",
+                 "imagenette_train": "imagenette"}
+_HOW = {
+    "cifar10": "put cifar10-jpeg.tar.gz in a folder and set "
+               "RETHINK_JAX_OFFLINE_DIR to it",
+    "imagenette": "put imagenette-224-jpeg.tar.gz in a folder and set "
+                  "RETHINK_JAX_OFFLINE_DIR to it",
+    "fashion_mnist": "install Debian's dataset-fashion-mnist, or set "
+                     "RETHINK_JAX_FASHION_MNIST_DIR to a folder with the "
+                     "Fashion-MNIST IDX files",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def missing_data(name: str) -> str | None:
+  """Why data set ``name`` cannot be read here without a download, or None."""
+  if data.offline_source_dir(name) is not None:
+    return None
+  try:
+    data.builder(name, prepare=False)
+    return None
+  except DataError:
+    return (f"needs {name}, which is neither prepared nor available offline "
+            f"here: {_HOW.get(name, 'prepare it with tfds')} (or point "
+            f"RETHINK_JAX_DATA_DIR at a tfds data_dir where it is prepared).")
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "real_data(*names): the test reads these real data sets; "
+      "skipped where they are missing, except under CI")
+
+
+def pytest_runtest_setup(item):
+  names = {name for marker in item.iter_markers("real_data")
+           for name in marker.args}
+  names |= {_FIXTURE_DATA[f] for f in item.fixturenames if f in _FIXTURE_DATA}
+  for name in sorted(names):
+    reason = missing_data(name)
+    if reason is None:
+      continue
+    if os.environ.get("CI"):
+      pytest.fail(f"CI must run every test, but this one {reason}",
+                  pytrace=False)
+    pytest.skip(reason)
 
 
 def synthetic(n, seed=0, shape=(32, 32, 3), num_classes=10, split="train"):

@@ -197,7 +197,7 @@ def test_imagenette_maps_onto_imagenet_classes():
   names = tfds.builder("imagenet2012").info.features["label"].names
   labels = stream.true_labels(np.arange(0, stream.num_examples, 97))
   assert stream.num_classes == 1000
-  assert {names[l] for l in labels} <= set(sources.IMAGENETTE_WNIDS)
+  assert {names[label] for label in labels} <= set(sources.IMAGENETTE_WNIDS)
 
 
 # --------------------------------------------------------------------------

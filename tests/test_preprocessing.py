@@ -66,8 +66,8 @@ def test_random_crop_is_a_28x28_window_and_varies(cifar10_train):
   src = cifar10_train.images[:64]
   offsets = set()
   for i in range(64):
-    found = [(t, l) for t in range(5) for l in range(5)
-             if np.array_equal(src[i, t:t + 28, l:l + 28], crops[i])]
+    found = [(t, left) for t in range(5) for left in range(5)
+             if np.array_equal(src[i, t:t + 28, left:left + 28], crops[i])]
     assert found
     offsets.add(found[0])
   assert len(offsets) > 5

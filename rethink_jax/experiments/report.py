@@ -63,13 +63,13 @@ def load_run(root: str, config) -> dict[str, Any]:
 
 
 def _mean(values: list[float | None]) -> float | None:
-  values = [v for v in values if v is not None]
-  return round(statistics.fmean(values), 4) if values else None
+  present = [v for v in values if v is not None]
+  return round(statistics.fmean(present), 4) if present else None
 
 
 def _spread(values: list[float | None]) -> float | None:
-  values = [v for v in values if v is not None]
-  return round(statistics.stdev(values), 4) if len(values) > 1 else None
+  present = [v for v in values if v is not None]
+  return round(statistics.stdev(present), 4) if len(present) > 1 else None
 
 
 def _measure(experiment: str, run: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def _measure_experiment(experiment: str, s: dict[str, Any],
                 final_loss=final["train_loss_running"])
   if experiment == "figure1bc":
     return dict(steps_to_fit=s["steps_to_fit"],
-                test_error=round(100.0 - _pct(final["test_accuracy"]), 2),
+                test_error=round(100.0 - 100.0 * final["test_accuracy"], 2),
                 train=_pct(final["train_accuracy"]))
   if experiment == "figure2b":
     return dict(final_test_accuracy=_pct(final["test_accuracy"]),
@@ -104,6 +104,7 @@ def _paper(entry: suite.Entry) -> Any:
     r = paper.table1_row(row["model"], random_crop=row["random_crop"],
                          weight_decay=row["weight_decay"],
                          random_labels=row["random_labels"])
+    assert r is not None, row  # Table 1 has every row the suite declares.
     return dict(train=r.train_accuracy, test=r.test_accuracy)
   if entry.experiment == "table4":
     value = paper.TABLE4[(row["model"], row["regularizer"])]

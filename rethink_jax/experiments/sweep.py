@@ -90,7 +90,7 @@ def status(root: str, config: ml_collections.ConfigDict) -> str:
 def unique(configs: Iterable[ml_collections.ConfigDict]
            ) -> list[ml_collections.ConfigDict]:
   """One config per run name, sorted by name (a stable order to shard)."""
-  by_name = {}
+  by_name: dict[str, ml_collections.ConfigDict] = {}
   for config in configs:
     name = run_name(config)
     if name in by_name and by_name[name].to_dict() != config.to_dict():

@@ -164,9 +164,11 @@ class SmallInception(nn.Module):
     for i, (kind, args) in enumerate(self.blocks):
       name = f"block{i + 1}"
       if kind == "inception":
-        x = InceptionModule(*args, conv=conv, name=name)(x, train)
+        c1, c3 = args
+        x = InceptionModule(c1, c3, conv=conv, name=name)(x, train)
       elif kind == "downsample":
-        x = DownsampleModule(*args, conv=conv, name=name)(x, train)
+        (c3,) = args
+        x = DownsampleModule(c3, conv=conv, name=name)(x, train)
       else:
         raise ValueError(f"unknown Figure 3 block kind {kind!r}.")
     x = jnp.mean(x, axis=(1, 2))

@@ -323,4 +323,7 @@ class InceptionV3(nn.Module):
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     x = nn.Dense(self.num_classes, dtype=self.dtype,
                  name="Logits")(x).astype(jnp.float32)
-    return (x, aux) if self.aux_logits else x
+    if self.aux_logits:
+      assert aux is not None
+      return x, aux
+    return x

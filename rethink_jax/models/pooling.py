@@ -49,7 +49,7 @@ def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int],
                      f"{x.shape} of dtype {x.dtype}.")
   window, strides = tuple(window), tuple(strides)
   if isinstance(padding, str):
-    pads = lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
+    pads: Sequence[tuple[int, int]] = lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
   else:
     pads = padding
   return _max_pool(x, window, strides, tuple(tuple(p) for p in pads))

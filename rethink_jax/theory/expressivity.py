@@ -282,6 +282,7 @@ def fit_two_layer(points, targets, *, key: jax.Array | None = None,
       for _ in range(num_directions):
         drawn += 1
         if direction is None:
+          assert key is not None
           a = jax.random.normal(jax.random.fold_in(key, drawn), (d,),
                                 jnp.float64)
         else:

@@ -507,7 +507,7 @@ def kernel_interpolate(points, targets, gamma: float, *, ridge: float = 0.0,
       shift = max(10 * shift, 1e-6)
       say(f"Cholesky failed in {dtype}; retrying the preconditioner with "
           f"shift {shift:g}")
-      stored = None  # Frees the failed factor before recomputing.
+      del stored  # Frees the failed factor before recomputing.
       continue
     factor_seconds += time.perf_counter() - start
     break
