@@ -1,8 +1,8 @@
 """The base training configuration and its validation (paper Section 3).
 
 :func:`base_config` holds the paper's CIFAR-10 protocol (Appendix A): SGD
-with momentum 0.9, the learning rate of ``paper.INITIAL_LEARNING_RATE`` for
-the model, multiplied by 0.95 after every epoch, batch size 128, and every
+with momentum 0.9, the model's default learning rate (its registry entry,
+``paper.INITIAL_LEARNING_RATE`` for the paper's models), multiplied by 0.95 after every epoch, batch size 128, and every
 explicit regularizer (weight decay, dropout, random crop, flip + rotation)
 switched off. Experiment files in ``experiments/configs/`` import it and
 change a few fields; :func:`validate` turns a bad value into a
@@ -20,18 +20,7 @@ from ml_collections import config_dict
 
 from rethink_jax import paper
 
-# Small data sets are held on the device; streamed ones are read per step.
-SMALL_DATASETS = ("cifar10", "mnist", "fashion_mnist")
-STREAMED_DATASETS = ("imagenet2012", "imagenette")
-# "arrays": the caller passes ArrayDatasets to train_and_evaluate.
-DATASETS = SMALL_DATASETS + STREAMED_DATASETS + ("arrays",)
 
-# Section 2.1's randomization tests (see rethink_jax.corruption).
-LABEL_RANDOMIZATIONS = ("true_labels", "partially_corrupted_labels",
-                        "random_labels")
-RANDOMIZATIONS = LABEL_RANDOMIZATIONS + ("shuffled_pixels", "random_pixels",
-                                         "gaussian")
-GAUSSIAN_STATISTICS = ("global", "per_channel")
 PROGRESS = ("auto", "on", "off")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
@@ -77,7 +66,8 @@ def base_config() -> ml_collections.ConfigDict:
   # Model and data (Section 2, §1, §2).
   # One of rethink_jax.models.MODEL_NAMES.
   c.model = "inception"
-  # One of DATASETS; "arrays" means the caller passes train= and test=.
+  # A data set of rethink_jax.data.DATASETS, or "arrays": the caller passes
+  # train= and test= to train_and_evaluate.
   c.dataset = "cifar10"
   # tfds data_dir (None: RETHINK_JAX_DATA_DIR, else tfds' default).
   c.data_dir = config_dict.placeholder(str)
@@ -106,7 +96,8 @@ def base_config() -> ml_collections.ConfigDict:
   # Batches per epoch are train_size // batch_size: the last partial batch is
   # dropped. Must be divisible by the number of devices.
   c.batch_size = 128
-  # None: paper.INITIAL_LEARNING_RATE[model] (0.1 Inception, 0.01 others).
+  # None: the model's default (models.spec(model).learning_rate; Appendix A:
+  # 0.1 Inception, 0.01 the others).
   c.learning_rate = config_dict.placeholder(float)
   c.momentum = paper.MOMENTUM
   # Learning rate multiplied by this factor per epoch (0.95 in the paper).
@@ -186,20 +177,26 @@ def learning_rate(config: ml_collections.ConfigDict) -> float:
     config: a training config.
 
   Returns:
-    ``config.learning_rate`` if set, else ``paper.INITIAL_LEARNING_RATE``
-    for ``config.model`` (Appendix A).
+    ``config.learning_rate`` if set, else the model's default
+    (``models.spec(config.model).learning_rate``; Appendix A for the
+    paper's models).
 
   Raises:
     ConfigError: neither is available.
   """
+  from rethink_jax import models  # pylint: disable=g-import-not-at-top
   if config.learning_rate is not None:
     return float(config.learning_rate)
-  if config.model not in paper.INITIAL_LEARNING_RATE:
+  try:
+    default = models.spec(config.model).learning_rate
+  except ValueError as e:
+    raise ConfigError(f"config.model: {e}") from e
+  if default is None:
     raise ConfigError(
-        f"learning_rate: the paper gives no learning rate for model "
-        f"{config.model!r}; set config.learning_rate (e.g. "
+        f"config.learning_rate: model {config.model!r} has no default "
+        f"learning rate; set config.learning_rate (e.g. "
         f"--config.learning_rate=0.1).")
-  return paper.INITIAL_LEARNING_RATE[config.model]
+  return default
 
 
 def _require(condition: bool, field: str, message: str) -> None:
@@ -220,28 +217,33 @@ def validate(config: ml_collections.ConfigDict,
     ConfigError: a value is out of range, unknown, inconsistent with another
       field, or set where it would have no effect.
   """
-  from rethink_jax import models  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from rethink_jax import corruption
+  from rethink_jax import data
+  from rethink_jax import models
+  # pylint: enable=g-import-not-at-top
   missing = sorted(set(base_config()) - set(config))
   unknown = sorted(set(config) - set(base_config()))
   _require(not missing and not unknown, ", ".join(missing + unknown),
            f"missing fields {missing} / unknown fields {unknown}; build "
            f"configs from rethink_jax.config.base_config().")
 
-  _require(config.model in models.MODEL_NAMES, "model",
+  _require(config.model in models.names(), "model",
            f"unknown model {config.model!r}; choose one of "
-           f"{', '.join(models.MODEL_NAMES)}.")
-  _require(config.dataset in DATASETS, "dataset",
+           f"{', '.join(models.names())}.")
+  datasets = (*data.DATASETS, "arrays")
+  _require(config.dataset in datasets, "dataset",
            f"unknown data set {config.dataset!r}; choose one of "
-           f"{', '.join(DATASETS)}.")
-  streamed = config.dataset in STREAMED_DATASETS
+           f"{', '.join(datasets)}.")
+  streamed = data.is_streamed(config.dataset)
   if streamed:
     _require(config.image_size is not None and config.image_size > 0,
              "image_size", f"streamed data set {config.dataset!r} needs a "
              f"positive image_size (e.g. 299 for Inception V3).")
   else:
     _require(config.image_size is None, "image_size",
-             f"only applies to streamed data sets {STREAMED_DATASETS}; small "
-             f"data sets use the 28x28 crop. Leave it unset (None).")
+             "only applies to streamed data sets; small "
+             "data sets use the 28x28 crop. Leave it unset (None).")
   _require(config.train_examples >= 0, "train_examples",
            f"must be >= 0 (0 = all); got {config.train_examples}.")
   _require(config.test_examples >= 0, "test_examples",
@@ -249,23 +251,25 @@ def validate(config: ml_collections.ConfigDict,
   _require(config.train_eval_examples >= 0, "train_eval_examples",
            f"must be >= 0 (0 = all); got {config.train_eval_examples}.")
 
-  allowed = LABEL_RANDOMIZATIONS if streamed else RANDOMIZATIONS
+  allowed = [n for n in corruption.names()
+             if corruption.spec(n).streamable or not streamed]
   _require(config.randomization in allowed, "randomization",
            f"unknown or unsupported randomization {config.randomization!r} "
            f"for data set {config.dataset!r}; choose one of "
            f"{', '.join(allowed)}.")
-  if config.randomization == "partially_corrupted_labels":
+  randomization = corruption.spec(config.randomization)
+  if randomization.takes_p:
     p = config.corruption_probability
     _require(p is not None and 0.0 <= p <= 1.0, "corruption_probability",
-             f"partially_corrupted_labels needs a probability p in [0, 1]; "
+             f"{config.randomization} needs a probability p in [0, 1]; "
              f"got {p}. Set e.g. --config.corruption_probability=0.4.")
   else:
     _require(config.corruption_probability is None, "corruption_probability",
-             f"only applies to randomization='partially_corrupted_labels' "
+             f"only applies to randomizations that take p "
              f"(randomization is {config.randomization!r}); leave it unset.")
-  if config.randomization == "gaussian":
-    _require(config.gaussian_statistics in (None,) + GAUSSIAN_STATISTICS,
-             "gaussian_statistics", f"choose one of {GAUSSIAN_STATISTICS}; "
+  if randomization.takes_statistics:
+    _require(config.gaussian_statistics in (None,) + corruption.STATISTICS,
+             "gaussian_statistics", f"choose one of {corruption.STATISTICS}; "
              f"got {config.gaussian_statistics!r}.")
   else:
     _require(config.gaussian_statistics is None, "gaussian_statistics",
@@ -350,8 +354,8 @@ INCEPTION_V3_DROPOUT = 0.2
 INCEPTION_V3_WEIGHT_DECAY = 4e-5
 # The paper does not state the ImageNet optimizer settings. Ours: SGD with
 # momentum 0.9 as on CIFAR-10, Szegedy et al. (2016)'s initial rate 0.045
-# and decay 0.94 every two epochs (0.94 ** 0.5 per epoch), 100 epochs.
-INCEPTION_V3_LEARNING_RATE = 0.045
+# (the model's default, rethink_jax.models.inception_v3.LEARNING_RATE) and
+# decay 0.94 every two epochs (0.94 ** 0.5 per epoch), 100 epochs.
 INCEPTION_V3_LR_DECAY_PER_EPOCH = 0.94 ** 0.5
 INCEPTION_V3_IMAGE_SIZE = 299
 
@@ -419,7 +423,6 @@ def table2_config(dataset: str, row: str = "") -> ml_collections.ConfigDict:
   c.model = "inception_v3"
   c.dataset = dataset
   c.image_size = INCEPTION_V3_IMAGE_SIZE
-  c.learning_rate = INCEPTION_V3_LEARNING_RATE
   c.lr_decay_factor = INCEPTION_V3_LR_DECAY_PER_EPOCH
   c.num_epochs = 100
   c.eval_batch_size = 256

@@ -56,7 +56,7 @@ class DatasetSpec:
 
 _DEFAULT_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
-DATASETS = {
+DATASETS: dict[str, DatasetSpec] = {
     "cifar10": DatasetSpec("cifar10", "cifar10_jpeg",
                            ("cifar10-jpeg.tar.gz",), "RETHINK_JAX_OFFLINE_DIR",
                            False, "test", 10, "www.cs.toronto.edu"),
@@ -75,6 +75,26 @@ DATASETS = {
                               "RETHINK_JAX_OFFLINE_DIR", True, "validation",
                               10, "s3.amazonaws.com"),
 }
+
+
+def register(name: str, spec: DatasetSpec) -> DatasetSpec:
+  """Adds a data set under ``name`` (config.dataset) to :data:`DATASETS`.
+
+  The config validation and both load paths read :data:`DATASETS`; a new
+  tfds data set needs only its entry (and, to work offline, a builder in
+  :mod:`rethink_jax.sources`).
+  """
+  if name in DATASETS and DATASETS[name] != spec:
+    raise ValueError(f"a data set named {name!r} is already registered; "
+                     f"choose another name.")
+  DATASETS[name] = spec
+  return spec
+
+
+def is_streamed(name: str) -> bool:
+  """Whether data set ``name`` is read per batch (ImageNet-like) rather than
+  held in memory; False for ``"arrays"`` (data the caller passes)."""
+  return name != "arrays" and _spec(name).streamed
 
 
 def _spec(name: str) -> DatasetSpec:
@@ -401,6 +421,7 @@ def imagenet_label_ids(wnids) -> np.ndarray:
   return np.asarray([index[w] for w in wnids], dtype=np.int32)
 
 
-__all__ = ["ArrayDataset", "DataError", "DATASETS", "builder", "from_arrays",
-           "load", "load_stream", "offline_source_dir", "resolve_data_dir",
-           "test_split", "imagenet_label_ids"]
+__all__ = ["ArrayDataset", "DataError", "DATASETS", "DatasetSpec", "builder",
+           "from_arrays", "imagenet_label_ids", "is_streamed", "load",
+           "load_stream", "offline_source_dir", "register",
+           "resolve_data_dir", "test_split"]

@@ -48,7 +48,7 @@ class ArrayDataset:
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
-    return tuple(self.images.shape[1:])  # type: ignore[return-value]
+    return tuple(self.images.shape[1:])
 
   @property
   def corrupted_mask(self) -> np.ndarray:

@@ -120,7 +120,7 @@ def load(config: ml_collections.ConfigDict, train: AnyDataset = None,
     raise config_lib.ConfigError(
         "config.dataset: 'arrays' means the caller passes train= and test= "
         "ArrayDatasets to train_and_evaluate; pass them or name a data set.")
-  elif config.dataset in config_lib.STREAMED_DATASETS:
+  elif data.is_streamed(config.dataset):
     train, test = (
         data.load_stream(config.dataset, split, data_dir=config.data_dir,
                          image_size=config.image_size)

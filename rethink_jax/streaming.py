@@ -28,8 +28,6 @@ import numpy as np
 
 from rethink_jax.dataset import DataError
 
-STREAMABLE_RANDOMIZATIONS = ("true_labels", "partially_corrupted_labels",
-                             "random_labels")
 EVAL_CENTRAL_FRACTION = 0.875
 
 
@@ -183,12 +181,14 @@ class StreamingDataset:
     """Labels as trained: randomized by (seed, index) when requested."""
     true = self.true_labels(indices)
     r = self._randomization
-    if r is None or r["randomization"] == "true_labels":
+    if r is None:
       return true
     from rethink_jax import corruption  # pylint: disable=g-import-not-at-top
-    new, _ = corruption.corrupt_labels(
-        corruption.train_label_key(r["seed"]), true, r["p"], self.num_classes,
-        indices=self._check_indices(indices))
+    label_fn = corruption.spec(r["randomization"]).labels
+    if label_fn is None:
+      return true
+    new = label_fn(r["seed"], r["p"], true, self.num_classes,
+                   self._check_indices(indices), "train")
     return np.asarray(new, dtype=np.int32)
 
   def with_randomization(self, name: str, *, seed: int,
@@ -196,8 +196,9 @@ class StreamingDataset:
     """The same split with a label randomization test (paper Section 2.1).
 
     Args:
-      name: ``"true_labels"``, ``"partially_corrupted_labels"`` (needs ``p``)
-        or ``"random_labels"`` (p = 1).
+      name: a randomization that changes only labels (``"true_labels"``,
+        ``"partially_corrupted_labels"`` (needs ``p``), ``"random_labels"``
+        (p = 1), or one registered with ``Randomization.streamable``).
       seed: the randomization seed; the draw for example ``i`` is
         ``fold_in(train_label_key(seed), i)``, as for in-memory data.
       p: corruption probability for ``partially_corrupted_labels``.
@@ -206,19 +207,19 @@ class StreamingDataset:
       A new StreamingDataset whose :meth:`labels` and :meth:`batch` give the
       randomized labels.
     """
-    if name not in STREAMABLE_RANDOMIZATIONS:
+    from rethink_jax import corruption  # pylint: disable=g-import-not-at-top
+    try:
+      r = corruption.spec(name)
+      p = corruption.resolve_p(r, p)
+    except ValueError as e:
+      raise DataError(str(e)) from e
+    if not r.streamable:
+      streamable = [n for n in corruption.names()
+                    if corruption.spec(n).streamable]
       raise DataError(
           f"randomization {name!r} is not available for streamed data; use "
-          f"one of {STREAMABLE_RANDOMIZATIONS} (pixel randomizations need the "
-          f"in-memory path, rethink_jax.data.load).")
-    if name == "partially_corrupted_labels":
-      if p is None:
-        raise DataError("partially_corrupted_labels needs p in [0, 1].")
-    elif p is not None:
-      raise DataError(f"{name} takes no p; use partially_corrupted_labels.")
-    p = 1.0 if name == "random_labels" else (0.0 if p is None else float(p))
-    if not 0.0 <= p <= 1.0:
-      raise DataError(f"p must lie in [0, 1]; got {p}.")
+          f"one of {streamable} (image randomizations need the in-memory "
+          f"path, rethink_jax.data.load).")
     other = StreamingDataset(
         self._source, self._label_source, name=self.name, split=self.split,
         num_classes=self.num_classes, image_size=self.image_size,
@@ -242,8 +243,8 @@ class StreamingDataset:
           "dataset": self.name, "split": self.split,
           "num_examples": self.num_examples,
           "num_classes": self.num_classes,
-          "labels_corrupted": self._randomization["randomization"] !=
-                              "true_labels",
+          "labels_corrupted": corruption.spec(
+              self._randomization["randomization"]).changes_labels,
           "num_changed_labels": changed,
           "changed_label_fraction": changed / max(1, self.num_examples),
           "labels_sha256": corruption.sha256(labels.astype(np.int32)),

@@ -76,8 +76,6 @@ BAD_CONFIGS = [
     (dict(randomization="gaussian", gaussian_statistics="median"),
      "gaussian_statistics", "choose one of"),
     (dict(learning_rate=-0.1), "learning_rate", "must be > 0"),
-    (dict(model="inception_v3", dataset="imagenette", image_size=299),
-     "learning_rate", "gives no learning rate"),
     (dict(batch_size=0), "batch_size", ">= 1"),
     (dict(num_epochs=0), "num_epochs", ">= 1"),
     (dict(momentum=1.0), "momentum", "[0, 1)"),

@@ -20,7 +20,7 @@ ImageNet must already be prepared in the tfds data_dir (a manual download;
 ``--config.data_dir=...``). On several hosts add
 ``--config.distributed=True``. The paper does not state its ImageNet
 optimizer, batch size or training length; the values here (SGD with momentum,
-learning rate ``config.INCEPTION_V3_LEARNING_RATE`` decayed by
+learning rate ``models.inception_v3.LEARNING_RATE`` decayed by
 ``config.INCEPTION_V3_LR_DECAY_PER_EPOCH`` per epoch, batch 128, 100 epochs,
 dropout and weight decay of TF-slim) are ours, see rethink_jax/config.py.
 Training accuracy is evaluated on a fixed 50,000-image training subset.

@@ -1,5 +1,9 @@
 """The paper's models, created by name (Appendix A, Figure 3-2.5, Table 1).
 
+Models are looked up in one registry (:mod:`rethink_jax.models.registry`):
+each module of this package registers its own, with its default learning
+rate, and :func:`register` adds a user's.
+
 CIFAR-10 (28x28x3 whitened crops): ``mlp_1x512``, ``mlp_3x512``, ``alexnet``,
 ``inception`` and ``inception_no_bn``; ImageNet: ``inception_v3``. Every
 module is called as ``model.apply(variables, x, train=...)`` on a float32 NHWC
@@ -10,48 +14,46 @@ dropout, where enabled, draws from the ``dropout`` rng.
 
 from __future__ import annotations
 
+import importlib
 import math
+import pkgutil
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+# Importing a model module registers its models (registry.register): the
+# paper's in Table 1's order, then every other module of this package, so a
+# new model is one new module.
+from rethink_jax.models import registry
+from rethink_jax.models.mlp import MLP
 from rethink_jax.models.alexnet import AlexNet, local_response_normalization
 from rethink_jax.models.inception import SmallInception
 from rethink_jax.models.inception_v3 import InceptionV3
-from rethink_jax.models.mlp import MLP
+from rethink_jax.models.registry import ModelSpec, names, register, spec
 
-_FACTORIES: dict[str, Callable[..., nn.Module]] = {
-    "mlp_1x512": lambda **kw: MLP(hidden_layers=1, **kw),
-    "mlp_3x512": lambda **kw: MLP(hidden_layers=3, **kw),
-    "alexnet": AlexNet,
-    "inception": lambda **kw: SmallInception(batch_norm=True, **kw),
-    "inception_no_bn": lambda **kw: SmallInception(batch_norm=False, **kw),
-    "inception_v3": InceptionV3,
-}
-_BATCH_NORM = frozenset({"inception", "inception_v3"})
+for _module in pkgutil.iter_modules(__path__):
+  importlib.import_module(f"{__name__}.{_module.name}")
 
-MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+MODEL_NAMES: tuple[str, ...] = names()
+"""The models this package defines (``names()`` adds those registered since)."""
 
-# The layers whose kernels the model's own weight decay acts on, where it is
-# not every conv and dense kernel. AlexNet is the TF CIFAR-10 tutorial model,
-# whose decay (0.004) covers only the two hidden fully connected layers.
-_DECAYED_LAYERS: dict[str, tuple[str, ...]] = {"alexnet": ("dense1", "dense2")}
 WEIGHT_DECAY_SCOPES = ("model", "all_kernels")
 
 
-def _check_name(name: str) -> None:
-  if name not in _FACTORIES:
-    raise ValueError(f"unknown model {name!r}; valid names are "
-                     f"{', '.join(MODEL_NAMES)}.")
-
-
 def create(name: str, num_classes: int = 10, **kwargs: Any) -> nn.Module:
-  """Builds the model called ``name`` in Table 1 / Table 2.
+  """Builds the registered model called ``name`` (Table 1 / Table 2).
+
+  Example::
+
+    from rethink_jax import models
+    model = models.create("alexnet", num_classes=10)
+    variables = models.init(model, jax.random.key(0), (28, 28, 3))
+    models.count_params(variables)  # 1,387,786 (Table 1)
 
   Args:
-    name: One of ``MODEL_NAMES``.
+    name: a registered name (:func:`names`).
     num_classes: Number of output logits (10 for CIFAR-10, 1000 for ImageNet).
     **kwargs: Further attributes of the module, e.g. ``dropout_rate``,
       ``dtype``, ``aux_logits`` (Inception V3), ``bn_momentum``.
@@ -60,16 +62,14 @@ def create(name: str, num_classes: int = 10, **kwargs: Any) -> nn.Module:
     An unbound Flax Linen module.
 
   Raises:
-    ValueError: if ``name`` is not a known model.
+    ValueError: if ``name`` is not a registered model.
   """
-  _check_name(name)
-  return _FACTORIES[name](num_classes=num_classes, **kwargs)
+  return spec(name).factory(num_classes=num_classes, **kwargs)
 
 
 def uses_batch_norm(name: str) -> bool:
   """Whether the named model has BatchNorm (and so a ``batch_stats`` state)."""
-  _check_name(name)
-  return name in _BATCH_NORM
+  return spec(name).batch_norm
 
 
 def init(model: nn.Module, key: jax.Array,
@@ -96,21 +96,22 @@ def weight_decay_mask(name: str, scope: str = "model"
   """Which parameters an l2 penalty acts on, as an optax mask function.
 
   Args:
-    name: One of ``MODEL_NAMES``.
-    scope: ``"model"``: the model's reference regularizer (AlexNet: the
-      kernels of its two hidden dense layers, as in the TF CIFAR-10
-      tutorial; every other model: all conv and dense kernels, TF-slim's
-      ``weights_regularizer``); ``"all_kernels"``: all conv and dense kernels.
+    name: a registered model name.
+    scope: ``"model"``: the model's reference regularizer
+      (``ModelSpec.decayed_layers``; AlexNet: the kernels of its two hidden
+      dense layers, as in the TF CIFAR-10 tutorial; every other model: all
+      conv and dense kernels, TF-slim's ``weights_regularizer``);
+      ``"all_kernels"``: all conv and dense kernels.
       Biases and BatchNorm shifts are never decayed.
 
   Returns:
     A function from a params tree to a tree of booleans.
   """
-  _check_name(name)
+  model = spec(name)
   if scope not in WEIGHT_DECAY_SCOPES:
     raise ValueError(f"unknown weight decay scope {scope!r}; use one of "
                      f"{WEIGHT_DECAY_SCOPES}.")
-  layers = _DECAYED_LAYERS.get(name) if scope == "model" else None
+  layers = model.decayed_layers if scope == "model" else None
 
   def mask(params):
     def decayed(path, leaf):
@@ -134,15 +135,21 @@ def count_params(params: Any) -> int:
 
 
 __all__ = [
+    "MODEL_NAMES",
+    "WEIGHT_DECAY_SCOPES",
     "AlexNet",
     "InceptionV3",
     "MLP",
-    "MODEL_NAMES",
+    "ModelSpec",
     "SmallInception",
     "count_params",
     "create",
     "init",
     "local_response_normalization",
+    "names",
+    "register",
+    "registry",
+    "spec",
     "uses_batch_norm",
     "weight_decay_mask",
 ]

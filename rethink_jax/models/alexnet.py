@@ -17,7 +17,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rethink_jax import paper
 from rethink_jax.models import pooling
+from rethink_jax.models import registry
 
 LRN_DEPTH_RADIUS = 4
 LRN_BIAS = 1.0
@@ -86,3 +88,11 @@ class AlexNet(nn.Module):
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     x = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
     return x.astype(jnp.float32)
+
+
+registry.register(registry.ModelSpec(
+    name="alexnet", factory=AlexNet,
+    learning_rate=paper.INITIAL_LEARNING_RATE["alexnet"], batch_norm=False,
+    # The TF CIFAR-10 tutorial model decays only its two hidden dense layers.
+    decayed_layers=("dense1", "dense2"),
+    description="Table 1's small AlexNet (the TF CIFAR-10 tutorial model)"))

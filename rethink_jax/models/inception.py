@@ -32,7 +32,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rethink_jax import paper
 from rethink_jax.models import pooling
+from rethink_jax.models import registry
 
 # (kind, arguments) for Figure 3's blocks between the first conv module and
 # the mean pool; "inception" takes (C1, C3), "downsample" takes (C3,).
@@ -176,3 +178,13 @@ class SmallInception(nn.Module):
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     x = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
     return x.astype(jnp.float32)
+
+
+for _name, _batch_norm in (("inception", True), ("inception_no_bn", False)):
+  registry.register(registry.ModelSpec(
+      name=_name, factory=functools.partial(SmallInception,
+                                            batch_norm=_batch_norm),
+      learning_rate=paper.INITIAL_LEARNING_RATE[_name],
+      batch_norm=_batch_norm,
+      description="Table 1's small Inception (Figure 3)" +
+                  ("" if _batch_norm else " without BatchNorm")))

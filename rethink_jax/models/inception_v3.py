@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from rethink_jax.models import pooling
+from rethink_jax.models import registry
 
 MIN_INPUT_SIZE = 75
 DEFAULT_INPUT_SIZE = 299
@@ -327,3 +328,12 @@ class InceptionV3(nn.Module):
       assert aux is not None
       return x, aux
     return x
+
+
+# The paper gives no ImageNet learning rate; Szegedy et al. (2016)'s initial
+# rate (rethink_jax.config.inception_v3_config decays it 0.94 per 2 epochs).
+LEARNING_RATE = 0.045
+
+registry.register(registry.ModelSpec(
+    name="inception_v3", factory=InceptionV3, learning_rate=LEARNING_RATE,
+    batch_norm=True, description="Inception V3 for ImageNet (Table 2)"))

@@ -8,11 +8,15 @@ linear 10-way output. Parameter counts on a 28x28x3 input: 1,209,866 and
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from rethink_jax import paper
+from rethink_jax.models import registry
 
 
 class MLP(nn.Module):
@@ -44,3 +48,13 @@ class MLP(nn.Module):
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     x = nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x)
     return x.astype(jnp.float32)
+
+
+for _layers in (1, 3):
+  registry.register(registry.ModelSpec(
+      name=f"mlp_{_layers}x512",
+      factory=functools.partial(MLP, hidden_layers=_layers),
+      learning_rate=paper.INITIAL_LEARNING_RATE[f"mlp_{_layers}x512"],
+      batch_norm=False,
+      description=f"Table 1's multi-layer perceptron, {_layers} hidden "
+                  f"layer(s) of 512 units"))
