@@ -21,6 +21,7 @@ import functools
 import math
 from typing import Any, Callable, cast
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -74,6 +75,11 @@ def train_step(state: TrainState, sums: Sums, images: jax.Array,
   Returns:
     The new state and the updated running sums.
   """
+  # Shapes and dtypes at the boundary; checked once, when jit traces.
+  chex.assert_rank(images, 4)
+  chex.assert_rank(labels, 1)
+  chex.assert_type(labels, jnp.int32)
+  chex.assert_equal_shape_prefix([images, labels], 1)
   augment_key, dropout_key = jax.random.split(
       jax.random.fold_in(step_key, state.step))
   x = preprocess(augment_key, images)
@@ -229,6 +235,10 @@ def eval_batch(state: TrainState, sums: Sums, images: jax.Array,
     corrupted examples (``labels != true_labels``) and of those predicted as
     labelled, and the number of examples.
   """
+  chex.assert_rank(images, 4)
+  chex.assert_type([labels, true_labels], jnp.int32)
+  chex.assert_equal_shape([labels, true_labels, valid])
+  chex.assert_equal_shape_prefix([images, labels], 1)
   logits = cast(jax.Array, model.apply(_variables(state, state.params),
                                        preprocess(images), train=False))
   weight = valid.astype(jnp.int32)

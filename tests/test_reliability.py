@@ -18,6 +18,7 @@ import sys
 import textwrap
 import time
 
+import chex
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -80,8 +81,7 @@ def final_state(workdir):
 
 def assert_same_run(a, b):
   """Bit-identical final states and equal metrics (timings aside)."""
-  for x, y in zip(final_state(a), final_state(b), strict=True):
-    assert np.array_equal(np.asarray(x), np.asarray(y))
+  chex.assert_trees_all_equal(final_state(a), final_state(b), strict=True)
   assert without_timing(read_metrics(a)) == without_timing(read_metrics(b))
 
 
@@ -588,8 +588,7 @@ def test_two_processes_end_equal_to_one_process_with_two_devices(tmp_path):
     summary = json.load(f)
   assert summary["devices"]["processes"] == 2
   assert summary["devices"]["count"] == 2
-  for x, y in zip(final_state(tmp_path / "one"), final_state(tmp_path / "two"),
-                  strict=True):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  chex.assert_trees_all_equal(final_state(tmp_path / "one"),
+                              final_state(tmp_path / "two"), strict=True)
   assert without_timing(read_metrics(tmp_path / "one")) == without_timing(
       read_metrics(tmp_path / "two"))

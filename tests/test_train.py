@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import chex
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -45,11 +46,7 @@ def final_state(workdir):
 
 
 def assert_trees_equal(a, b):
-  leaves_a, tree_a = jax.tree_util.tree_flatten(a)
-  leaves_b, tree_b = jax.tree_util.tree_flatten(b)
-  assert tree_a == tree_b
-  for x, y in zip(leaves_a, leaves_b):
-    assert np.array_equal(np.asarray(x), np.asarray(y))
+  chex.assert_trees_all_equal(a, b, strict=True)
 
 
 @pytest.mark.parametrize("model", sorted(paper.PARAM_COUNTS))
