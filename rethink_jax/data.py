@@ -13,7 +13,7 @@ Where the data comes from (``source``):
   prepared, as tfds normally does.
 * ``"offline"``: the project's builders in :mod:`rethink_jax.sources`, which
   prepare the same data through the same tfds machinery from local files
-  (``RETHINK_JAX_OFFLINE_DIR``, default ``../shared/data`` beside the
+  (``RETHINK_JAX_OFFLINE_DIR``, default ``shared/data`` in the folder holding the
   checkout; Fashion-MNIST from ``/usr/share/datasets/fashion-mnist``).
 * ``"auto"`` (default): tfds' builder if it is already prepared in
   ``data_dir``, else the offline builder if its files are present, else a
@@ -118,7 +118,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> str | None:
 
 
 def _default_offline_dirs() -> list[pathlib.Path]:
-  """``../shared/data`` beside the checkout, then beside the working dir."""
+  """``shared/data`` in the folder holding the checkout, then in the one
+  holding the working directory."""
   repo_root = pathlib.Path(__file__).resolve().parent.parent
   return [repo_root.parent / "shared" / "data",
           pathlib.Path.cwd().parent / "shared" / "data"]

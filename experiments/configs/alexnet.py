@@ -25,7 +25,7 @@ Protocol (Appendix A): SGD, momentum 0.9, learning rate
 Runtime on the 2-core CPU machines: about 1.5 hours for 100 epochs (estimate:
 100 epochs of 50,000 images at the device-resident epoch rate, plus
 evaluation); the step and epoch rates are in docs/benchmarks.md. GPU runtime is
-not measured (no GPU was lent to this project's sessions so far).
+not measured (no GPU was available to measure it).
 """
 
 from rethink_jax import config as config_lib

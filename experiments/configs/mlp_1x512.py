@@ -23,7 +23,7 @@ Protocol (Appendix A): SGD, momentum 0.9, learning rate
 Runtime on the 2-core CPU machines: 100 epochs took 205-226 s end to end in the
 main job (results/main_job/*/summary.json, same model and data, x0.97 decay);
 the step and epoch rates are in docs/benchmarks.md. GPU runtime is not measured
-(no GPU was lent to this project's sessions so far).
+(no GPU was available to measure it).
 """
 
 from rethink_jax import config as config_lib
