@@ -3,7 +3,9 @@ generalization" (ICLR 2017, arXiv:1611.03530) in JAX/Flax.
 
 Importing the package has no side effects: it sets no environment variable,
 defines no command-line flag and starts no JAX backend. Its submodules load
-on first use, so ``import rethink_jax`` is enough::
+on first use, so ``import rethink_jax`` is enough.
+
+Example::
 
   import rethink_jax
   model = rethink_jax.models.create("mlp_1x512", num_classes=10)

@@ -364,6 +364,12 @@ def load(name: str, split: str = "train", *, data_dir=None,
          source: str = "auto", source_dir=None) -> ArrayDataset:
   """A whole split of a small data set as uint8 NHWC arrays in memory.
 
+  Example::
+
+    from rethink_jax import data
+    test = data.load("fashion_mnist", "test")
+    print(test.images.shape, test.images.dtype)  # (10000, 28, 28, 1) uint8
+
   Args:
     name: ``"cifar10"``, ``"mnist"`` or ``"fashion_mnist"``.
     split: a tfds split, e.g. ``"train"``, ``"test"`` or ``"train[:1000]"``.

@@ -12,13 +12,6 @@ uninterrupted run.
 Every epoch writes one absl INFO line (epoch, loss, accuracies, learning
 rate, images/s, ETA) and a TensorBoard event file beside ``metrics.jsonl``.
 
-Example::
-
-  from rethink_jax import config, train
-  cfg = config.base_config()
-  cfg.model, cfg.dataset, cfg.num_epochs = "mlp_1x512", "fashion_mnist", 3
-  summary = train.train_and_evaluate(cfg, "/tmp/mlp")
-
 Command line (:mod:`rethink_jax.cli`)::
 
   python -m rethink_jax.train --config=experiments/configs/mlp_1x512.py \\
@@ -417,6 +410,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        train: ArrayDataset | None = None,
                        test: ArrayDataset | None = None) -> dict[str, Any]:
   """Trains and evaluates one model as in Section 3 of the paper.
+
+  Example::
+
+    from rethink_jax import config, train
+    cfg = config.table1_config("mlp_1x512", "random_labels")
+    with cfg.unlocked():
+      cfg.num_epochs, cfg.train_examples = 2, 2048
+    summary = train.train_and_evaluate(cfg, "/tmp/mlp_random")
+    print(summary["final"]["train_accuracy"], summary["stopped"])
 
   Args:
     config: a config built from :func:`rethink_jax.config.base_config`.

@@ -88,6 +88,15 @@ def randomize(train: ArrayDataset, test: ArrayDataset, name: str, *,
               ) -> tuple[ArrayDataset, ArrayDataset]:
   """Applies one randomization test of Section 2.1 to a train/test pair.
 
+  Example::
+
+    from rethink_jax import corruption, data
+    train = data.load("cifar10", "train")
+    test = data.load("cifar10", "test")
+    noisy, test = corruption.randomize(
+        train, test, "partially_corrupted_labels", seed=0, p=0.4)
+    print(noisy.manifest["num_changed_labels"])  # about 0.9 * 0.4 * 50,000
+
   * ``true_labels``: nothing changes (both sets still get a manifest).
   * ``partially_corrupted_labels`` (requires ``p``) and ``random_labels``
     (p = 1): the training labels are corrupted with :func:`corrupt_labels`;

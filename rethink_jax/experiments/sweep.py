@@ -121,6 +121,18 @@ def run(configs: Sequence[ml_collections.ConfigDict], root: str, *,
         ) -> list[dict[str, Any]]:
   """Trains the runs of this shard that are not done, one after another.
 
+  Example::
+
+    from rethink_jax import config
+    from rethink_jax.experiments import sweep
+    configs = []
+    for name in ("", "random_labels"):
+      cfg = config.table1_config("mlp_1x512", name)
+      with cfg.unlocked():
+        cfg.num_epochs, cfg.train_examples = 1, 1024
+      configs.append(cfg)
+    sweep.run(configs, "/tmp/my_sweep")  # again: both runs are skipped
+
   Args:
     configs: the runs' configs (duplicates are merged).
     root: the folder the workdirs go under.

@@ -47,6 +47,7 @@ def create(name: str, num_classes: int = 10, **kwargs: Any) -> nn.Module:
 
   Example::
 
+    import jax
     from rethink_jax import models
     model = models.create("alexnet", num_classes=10)
     variables = models.init(model, jax.random.key(0), (28, 28, 3))
