@@ -36,14 +36,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 import common  # pylint: disable=wrong-import-position
 
 from rethink_jax import cli  # pylint: disable=wrong-import-position
-from rethink_jax import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from rethink_jax import inputs  # pylint: disable=wrong-import-position
+from rethink_jax.training import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from rethink_jax.training import inputs  # pylint: disable=wrong-import-position
 from rethink_jax import models  # pylint: disable=wrong-import-position
-from rethink_jax import preprocessing  # pylint: disable=wrong-import-position
-from rethink_jax import steps  # pylint: disable=wrong-import-position
-from rethink_jax import train  # pylint: disable=wrong-import-position
-from rethink_jax import train_state  # pylint: disable=wrong-import-position
-from rethink_jax.dataset import from_arrays  # pylint: disable=wrong-import-position
+from rethink_jax.data import preprocessing  # pylint: disable=wrong-import-position
+from rethink_jax.training import steps  # pylint: disable=wrong-import-position
+from rethink_jax.training import train  # pylint: disable=wrong-import-position
+from rethink_jax.training import train_state  # pylint: disable=wrong-import-position
+from rethink_jax.data.dataset import from_arrays  # pylint: disable=wrong-import-position
 
 _MODELS = flags.DEFINE_list(
     "models", ["mlp_1x512", "mlp_3x512", "alexnet", "inception",

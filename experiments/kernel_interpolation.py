@@ -40,6 +40,7 @@ import jax
 import numpy as np
 
 from rethink_jax import cli, corruption, data, paper
+from rethink_jax import results
 from rethink_jax import theory
 from rethink_jax.theory import kernels
 
@@ -102,7 +103,7 @@ flags.DEFINE_string("out", None, "results file (default: results/theory/"
 
 def main(argv: list[str] | None = None) -> dict:
   args = FLAGS
-  metadata = theory.run_metadata()
+  metadata = results.provenance()
 
   start = time.perf_counter()
   x_train, y_train, num_classes = load_points(args.dataset, "train",
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "block_size": args.block_size},
       "runs": runs,
   }
-  theory.write_results(args.out or (
+  results.write(args.out or (
       f"results/theory/kernel_{args.dataset}_"
       f"{'full' if not args.num_train else f'n{n}'}.json"), result)
   return result

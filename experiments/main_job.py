@@ -95,8 +95,8 @@ def _run_settings(args, run_name: str):
 
 
 def run(args) -> None:
-  from rethink_jax import config as config_lib  # pylint: disable=g-import-not-at-top
-  from rethink_jax import train  # pylint: disable=g-import-not-at-top
+  from rethink_jax.training import config as config_lib  # pylint: disable=g-import-not-at-top
+  from rethink_jax.training import train  # pylint: disable=g-import-not-at-top
   for run_name, (random_labels, _) in RUNS.items():
     epochs, decay = _run_settings(args, run_name)
     if not epochs:

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from rethink_jax import cli, corruption, data
-from rethink_jax import theory
+from rethink_jax import results
 from rethink_jax.theory import min_norm
 from rethink_jax.theory.kernels import one_hot
 
@@ -141,13 +141,13 @@ def main(argv: list[str] | None = None) -> dict:
   result = {
       "experiment": "min_norm",
       "paper_section": "5",
-      **theory.run_metadata(),
+      **results.provenance(),
       "seed": args.seed,
       "synthetic": synthetic(args.n, args.d, args.epochs, args.seed),
       "fashion_mnist": fashion(args.num_train, args.num_forced, args.seed),
   }
   print(json.dumps(result, indent=2))
-  theory.write_results(args.out, result)
+  results.write(args.out, result)
   return result
 
 

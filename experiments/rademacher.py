@@ -29,9 +29,10 @@ import jax
 import numpy as np
 
 from rethink_jax import cli
-from rethink_jax import config as config_lib
-from rethink_jax import data, preprocessing
-from rethink_jax import theory
+from rethink_jax.training import config as config_lib
+from rethink_jax import data
+from rethink_jax.data import preprocessing
+from rethink_jax import results
 from rethink_jax.theory import rademacher
 
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
   result = {
       "experiment": "rademacher",
       "paper_section": "2.2 (Eq. 1)",
-      **theory.run_metadata(),
+      **results.provenance(),
       "seed": args.seed,
       "data": {"dataset": "cifar10", "train_examples": args.n,
                "subset": f"first {args.n} of the stored training order",
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
           "class."),
       "models": models,
   }
-  theory.write_results(args.out, result)
+  results.write(args.out, result)
   return result
 
 

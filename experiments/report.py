@@ -19,6 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from rethink_jax import cli  # noqa: E402
+from rethink_jax import results  # noqa: E402
 from rethink_jax.experiments import report  # noqa: E402
 from rethink_jax.experiments import suite  # noqa: E402
 
@@ -264,9 +265,8 @@ def main(argv: list[str]) -> None:
   for name, new_rows in rows.items():
     kept = [r for r in merged.get(name, []) if r.get("scale") != args.scale]
     merged[name] = kept + new_rows
-  with open(out, "w") as f:
-    json.dump(merged, f, indent=2, sort_keys=True)
-    f.write("\n")
+  # No provenance block: the file must come out identical on every run.
+  results.write(out, merged)
 
   command = f"python experiments/paper.py --scale={args.scale}"
   rel = lambda p: os.path.relpath(p, os.path.join(REPO, "docs"))  # noqa: E731

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from rethink_jax import cli, corruption, data
-from rethink_jax import theory
+from rethink_jax import results
 from rethink_jax.theory import expressivity
 
 # (n, d, [(bias_fraction, method, num_directions), ...]) for Gaussian data.
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
   result = {
       "experiment": "theorem1",
       "paper_section": "4 (Theorem 1, Lemma 1 in Appendix C)",
-      **theory.run_metadata(),
+      **results.provenance(),
       "seed": args.seed,
       "synthetic": {
           "data": "points and targets i.i.d. standard normal "
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
       "paper_recipe": "Section 4: n=500, d=20, midpoints -> max error "
                       "about 1.7e-8",
   }
-  theory.write_results(args.out, result)
+  results.write(args.out, result)
   return result
 
 

@@ -14,19 +14,27 @@ Example::
   train, test = rethink_jax.corruption.randomize(
       train, test, "random_labels", seed=0)
 
-Submodules:
+Subpackages, in the order data flows:
 
-- ``data``: tfds data sets and the offline sources; ``dataset``: the
-  in-memory ``ArrayDataset``; ``streaming``: tfds-backed data too large for
-  memory; ``preprocessing``: the Appendix A pipeline.
-- ``corruption``: the randomization tests of Section 2.1.
-- ``models``: the models of Table 1 and Inception V3 (Section 3).
-- ``config``, ``train``, ``steps``, ``train_state``, ``checkpoint``,
-  ``metrics``, ``workdir``, ``inputs``: the training protocol of Section 3.
-- ``experiments``: the paper's tables and figures as sweeps.
+- ``data``: the data set registry and tfds loading; ``data.dataset`` (the
+  in-memory ``ArrayDataset``), ``data.sources`` (offline builders),
+  ``data.streaming`` (data too large for memory), ``data.preprocessing``
+  (the Appendix A pipeline).
+- ``corruption``: the randomization tests of Section 2.1 and their registry.
+- ``models``: the models of Table 1 and Inception V3, and their registry.
+- ``training``: the protocol of Section 3: ``config``, ``train`` (the
+  loop), ``steps``, ``train_state``, ``inputs``, ``checkpoint``,
+  ``metrics``, ``event_file``, ``workdir``.
+- ``experiments``: the paper's tables and figures as sweeps, and the report.
 - ``theory``: Sections 2.2, 4 and 5 (Theorem 1, min-norm and kernel
   interpolation, Rademacher complexity).
-- ``paper``: the numbers the paper reports.
+- ``paper``: the numbers the paper reports; ``cli``: the command line.
+
+The modules of ``data`` and ``training`` are also reachable by their short
+names (``rethink_jax.train`` is ``rethink_jax.training.train``,
+``rethink_jax.dataset`` is ``rethink_jax.data.dataset``, ...): the same
+module objects, for ``from rethink_jax import config, train`` and
+``python -m rethink_jax.train``.
 
 On CPU, call :func:`configure_xla_cpu` before the first JAX computation for
 the convolution settings we measured to be fastest (the command-line entry
@@ -36,15 +44,26 @@ points do).
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
-from typing import Any
+import sys
+import types
+from typing import Any, Sequence
 
 __version__ = "0.1.0"
 
-_SUBMODULES = (
-    "checkpoint", "config", "corruption", "data", "dataset", "experiments",
-    "inputs", "metrics", "models", "paper", "preprocessing", "sources",
-    "steps", "streaming", "theory", "train", "train_state", "workdir")
+# Short name -> the module it is.
+_SHORT_NAMES = {
+    **{name: f"{__name__}.data.{name}" for name in
+       ("dataset", "preprocessing", "sources", "streaming")},
+    **{name: f"{__name__}.training.{name}" for name in
+       ("checkpoint", "config", "event_file", "inputs", "metrics", "steps",
+        "train", "train_state", "workdir")},
+}
+_SUBMODULES = ("cli", "corruption", "data", "experiments", "models", "paper",
+               "theory", "training", *_SHORT_NAMES)
 
 __all__ = ["CPU_XLA_FLAGS", "configure_xla_cpu", "__version__",
            *_SUBMODULES]
@@ -88,6 +107,50 @@ def configure_xla_cpu() -> bool:
     return False
   os.environ["XLA_FLAGS"] = f"{flags} {CPU_XLA_FLAGS}".strip()
   return True
+
+
+class _ShortNameLoader(importlib.abc.Loader):
+  """Loads ``rethink_jax.<short>`` as the module it names (one object)."""
+
+  def __init__(self, target: str):
+    self.target = target
+
+  def create_module(self, spec: importlib.machinery.ModuleSpec
+                    ) -> types.ModuleType:
+    module = importlib.import_module(self.target)
+    self._spec = module.__spec__
+    return module
+
+  def exec_module(self, module: types.ModuleType) -> None:
+    module.__spec__ = self._spec  # the import system set the alias's spec
+
+  def get_code(self, fullname: str) -> Any:
+    """The target's code, so that ``python -m rethink_jax.train`` runs."""
+    del fullname
+    spec = importlib.util.find_spec(self.target)
+    assert spec is not None and isinstance(spec.loader,
+                                           importlib.abc.InspectLoader)
+    return spec.loader.get_code(self.target)
+
+
+class _ShortNameFinder(importlib.abc.MetaPathFinder):
+  """Finds ``rethink_jax.<short>`` for the names of :data:`_SHORT_NAMES`."""
+
+  def find_spec(self, fullname: str, path: Sequence[str] | None,
+                target: types.ModuleType | None = None
+                ) -> importlib.machinery.ModuleSpec | None:
+    del path, target
+    parent, _, name = fullname.rpartition(".")
+    if parent != __name__ or name not in _SHORT_NAMES:
+      return None
+    real = importlib.util.find_spec(_SHORT_NAMES[name])
+    return importlib.util.spec_from_loader(
+        fullname, _ShortNameLoader(_SHORT_NAMES[name]),
+        origin=None if real is None else real.origin)
+
+
+if not any(isinstance(f, _ShortNameFinder) for f in sys.meta_path):
+  sys.meta_path.append(_ShortNameFinder())
 
 
 def __getattr__(name: str) -> Any:

@@ -111,7 +111,7 @@ def _start_logging() -> None:
 
 def train_command(argv: list[str]) -> int:
   """``rethink-jax train``: see the module docstring; returns the exit code."""
-  from rethink_jax import train  # pylint: disable=import-outside-toplevel
+  from rethink_jax.training import train  # pylint: disable=import-outside-toplevel
   fv = _train_flags()
   if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv[1:]):
     print(f"{argv[0]}: {_COMMANDS['train']}.\n\n{fv.get_help()}")

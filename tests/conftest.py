@@ -30,9 +30,9 @@ from jax.experimental.compilation_cache import compilation_cache  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rethink_jax import config as config_lib  # noqa: E402
+from rethink_jax.training import config as config_lib  # noqa: E402
 from rethink_jax import data  # noqa: E402
-from rethink_jax.dataset import DataError, from_arrays  # noqa: E402
+from rethink_jax.data.dataset import DataError, from_arrays  # noqa: E402
 
 # Data fixtures below -> the data set each reads.
 _FIXTURE_DATA = {"cifar10_train": "cifar10", "cifar10_test": "cifar10",

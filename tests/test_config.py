@@ -11,10 +11,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from rethink_jax import config as config_lib
+from rethink_jax.training import config as config_lib
 from rethink_jax import models
 from rethink_jax import paper
-from rethink_jax import train_state
+from rethink_jax.training import train_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(REPO, "experiments", "configs",
@@ -245,7 +245,7 @@ def test_learning_rate_decays_per_epoch_staircase_or_continuous():
 
 def test_dropout_rate_and_dtype_reach_the_model():
   # Inception V3's own default is dropout 0.2: the config's 0 must win.
-  from rethink_jax import train  # pylint: disable=g-import-not-at-top
+  from rethink_jax.training import train  # pylint: disable=g-import-not-at-top
   c = _config(model="inception_v3", dataset="imagenette", image_size=75,
               learning_rate=0.1)
   assert train._model(c, 10).dropout_rate == 0.0  # pylint: disable=protected-access

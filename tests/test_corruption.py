@@ -30,7 +30,7 @@ from scipy import stats as scipy_stats
 
 import rethink_jax
 from rethink_jax import corruption
-from rethink_jax.dataset import ArrayDataset, DataError, from_arrays
+from rethink_jax.data.dataset import ArrayDataset, DataError, from_arrays
 
 KEY = jax.random.key(0)
 OTHER_KEY = jax.random.key(1)

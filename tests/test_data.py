@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from rethink_jax import data, sources
-from rethink_jax.dataset import DataError, from_arrays
+from rethink_jax import data
+from rethink_jax.data import sources
+from rethink_jax.data.dataset import DataError, from_arrays
 
 SHARED = data.offline_source_dir("cifar10")
 

@@ -9,7 +9,8 @@ import textwrap
 import pytest
 
 import rethink_jax
-from rethink_jax import corruption, data, models, train
+from rethink_jax import corruption, data, models
+from rethink_jax.training import train
 from rethink_jax.experiments import sweep
 
 

@@ -9,10 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from rethink_jax import config as config_lib
+from rethink_jax.training import config as config_lib
 from rethink_jax import paper
-from rethink_jax import train
-from rethink_jax.dataset import from_arrays
+from rethink_jax.training import train
+from rethink_jax.data.dataset import from_arrays
 from rethink_jax.experiments import suite
 from rethink_jax.experiments import sweep
 

@@ -10,7 +10,9 @@ import os
 from conftest import synthetic, tiny_config
 import pytest
 
-from rethink_jax import event_file, metrics, train
+from rethink_jax.training import event_file
+from rethink_jax.training import metrics
+from rethink_jax.training import train
 
 
 def _read_events(path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def test_import_has_no_side_effects_and_exposes_submodules():
       "import rethink_jax\n"
       "assert 'XLA_FLAGS' not in os.environ, os.environ['XLA_FLAGS']\n"
       "assert 'jax' not in sys.modules\n"
-      "import rethink_jax.train, rethink_jax.cli\n"
+      "import rethink_jax.training.train, rethink_jax.cli\n"
       "from absl import flags\n"
       "assert 'XLA_FLAGS' not in os.environ\n"
       "defined = {'config', 'workdir', 'traceback'} & set(flags.FLAGS)\n"
@@ -60,6 +61,43 @@ def test_a_script_with_its_own_config_and_workdir_flags_can_import_all():
       "app.run(main, argv=['x', '--config=a', '--workdir=b'])\n")
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip() == "a b"
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+  """No import cycle that only one import order survives.
+
+  (The offline tfds builders of data.sources register once per process, so
+  that module stays loaded.)
+  """
+  result = _python(
+      "import importlib, pkgutil, sys\n"
+      "import rethink_jax\n"
+      "names = [m.name for m in pkgutil.walk_packages(\n"
+      "    rethink_jax.__path__, 'rethink_jax.')]\n"
+      "for name in names + ['rethink_jax.' + s for s in\n"
+      "                     rethink_jax._SHORT_NAMES]:\n"
+      "  for loaded in [m for m in sys.modules if m.startswith('rethink_jax.')\n"
+      "                 and m != 'rethink_jax.data.sources']:\n"
+      "    del sys.modules[loaded]\n"
+      "  importlib.import_module(name)\n"
+      "print(' '.join(names))\n")
+  assert result.returncode == 0, result.stderr[-3000:]
+  names = set(result.stdout.split())
+  assert {"rethink_jax.data.streaming", "rethink_jax.corruption.labels",
+          "rethink_jax.models.registry", "rethink_jax.training.train",
+          "rethink_jax.experiments.sweep", "rethink_jax.theory.kernels",
+          "rethink_jax.cli"} <= names
+
+
+def test_short_names_are_the_subpackage_modules():
+  import rethink_jax.train  # pylint: disable=import-outside-toplevel
+  from rethink_jax import config, dataset  # pylint: disable=import-outside-toplevel
+  from rethink_jax.data import dataset as real_dataset  # pylint: disable=import-outside-toplevel
+  from rethink_jax.training import config as real_config  # pylint: disable=import-outside-toplevel
+  from rethink_jax.training import train as real_train  # pylint: disable=import-outside-toplevel
+  assert rethink_jax.train is real_train
+  assert config is real_config and dataset is real_dataset
+  assert real_train.__spec__.name == "rethink_jax.training.train"
 
 
 def test_unknown_attribute_is_an_attribute_error():
@@ -112,3 +150,17 @@ def test_package_files():
     assert os.path.isfile(os.path.join(REPO, name)), name
   with open(os.path.join(REPO, "LICENSE")) as f:
     assert "Apache License" in f.read(200)
+
+
+def test_results_files_record_their_provenance(tmp_path):
+  from rethink_jax import results  # pylint: disable=import-outside-toplevel
+  record = dict(results.provenance(["experiments/x.py", "--seed=1"]), y=1)
+  assert record["command"] == "python experiments/x.py --seed=1"
+  assert record["versions"]["jax"] and record["machine"]["cpu_count"]
+  commit = record["code"]["git_commit"]
+  assert commit is None or len(commit) == 40
+  path = results.write(tmp_path / "a" / "b.json", record)
+  with open(path) as f:
+    text = f.read()
+  assert json.loads(text) == record and text.endswith("}\n")
+  assert list(json.loads(text)) == sorted(record)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rethink_jax import preprocessing
+from rethink_jax.data import preprocessing
 
 
 def _formula(images_uint8):

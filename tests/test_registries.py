@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rethink_jax import config as config_lib
-from rethink_jax import corruption, data, models, train
+from rethink_jax.training import config as config_lib
+from rethink_jax import corruption, data, models
+from rethink_jax.training import train
 from rethink_jax.corruption import registry as corruption_registry
 from rethink_jax.models import registry as model_registry
 

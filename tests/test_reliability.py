@@ -25,14 +25,14 @@ import orbax.checkpoint as ocp
 import pytest
 import tensorflow_datasets as tfds
 
-from rethink_jax import checkpoint
-from rethink_jax import config as config_lib
+from rethink_jax.training import checkpoint
+from rethink_jax.training import config as config_lib
 from rethink_jax import data
-from rethink_jax import metrics
-from rethink_jax import streaming
-from rethink_jax import train
-from rethink_jax import workdir as workdir_lib
-from rethink_jax.dataset import DataError, from_arrays
+from rethink_jax.training import metrics
+from rethink_jax.data import streaming
+from rethink_jax.training import train
+from rethink_jax.training import workdir as workdir_lib
+from rethink_jax.data.dataset import DataError, from_arrays
 from conftest import synthetic, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,7 +99,7 @@ def straight(tmp_path_factory):
 
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
-    from rethink_jax import workdir
+    from rethink_jax.training import workdir
     lock = workdir.Lock(sys.argv[1])
     lock.acquire()
     print("locked", flush=True)
@@ -137,7 +137,7 @@ def test_two_runs_started_together_on_one_workdir(tmp_path):
       import sys
       sys.path.insert(0, {os.path.join(REPO, 'tests')!r})
       import test_reliability as t
-      from rethink_jax import workdir
+      from rethink_jax.training import workdir
       try:
         t.run(sys.argv[1], num_epochs=2)
         print("trained")

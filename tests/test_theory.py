@@ -383,7 +383,7 @@ def test_least_squares_linear_class_fits_everything_only_when_wide():
 
 
 def test_network_correlation_runs_the_trainer_on_signs():
-  from rethink_jax import config as config_lib
+  from rethink_jax.training import config as config_lib
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
   sigma = rademacher.rademacher_signs(jax.random.key(0), 1, 64)[0]

@@ -18,9 +18,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from rethink_jax import config as config_lib
+from rethink_jax.training import config as config_lib
 from rethink_jax import paper
-from rethink_jax import train
+from rethink_jax.training import train
 from conftest import synthetic, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -143,7 +143,7 @@ def test_clean_labels_have_no_corrupted_subset(tmp_path):
 
 
 def test_training_labels_are_randomized_once_and_test_labels_stay_clean():
-  from rethink_jax import inputs  # pylint: disable=g-import-not-at-top
+  from rethink_jax.training import inputs  # pylint: disable=g-import-not-at-top
   config = make_config(randomization="random_labels", data_seed=7,
                        train_examples=100, test_examples=50)
   train_set, test_set = synthetic(200), synthetic(80, 1, split="test")
@@ -167,7 +167,7 @@ def test_training_labels_are_randomized_once_and_test_labels_stay_clean():
 ])
 def test_a_subset_is_randomized_as_in_the_full_run(randomization, changes):
   """Example i gets the same draw in a subset run as in the full run."""
-  from rethink_jax import inputs  # pylint: disable=g-import-not-at-top
+  from rethink_jax.training import inputs  # pylint: disable=g-import-not-at-top
   train_set, test_set = synthetic(300), synthetic(80, 1, split="test")
   full, _, _, _ = inputs.load(
       make_config(randomization=randomization, data_seed=3, **changes),
@@ -322,9 +322,13 @@ SUBPROCESS_RUN = textwrap.dedent("""
     import optax
     import orbax.checkpoint as ocp
     sys.path.insert(0, {repo!r})
-    from rethink_jax import config as config_lib, inputs, preprocessing
-    from rethink_jax import steps, train, train_state
-    from rethink_jax.dataset import from_arrays
+    from rethink_jax.training import config as config_lib
+    from rethink_jax.training import inputs
+    from rethink_jax.data import preprocessing
+    from rethink_jax.training import steps
+    from rethink_jax.training import train
+    from rethink_jax.training import train_state
+    from rethink_jax.data.dataset import from_arrays
     assert jax.device_count() == {devices}, jax.devices()
     workdir = {workdir!r}
     rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ evaluation); use a GPU; the step and epoch rates are in docs/benchmarks.md. GPU
 runtime is not measured (no GPU was available to measure it).
 """
 
-from rethink_jax import config as config_lib
+from rethink_jax.training import config as config_lib
 
 
 def get_config(row: str = ""):

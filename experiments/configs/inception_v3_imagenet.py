@@ -22,13 +22,13 @@ ImageNet must already be prepared in the tfds data_dir (a manual download;
 optimizer, batch size or training length; the values here (SGD with momentum,
 learning rate ``models.inception_v3.LEARNING_RATE`` decayed by
 ``config.INCEPTION_V3_LR_DECAY_PER_EPOCH`` per epoch, batch 128, 100 epochs,
-dropout and weight decay of TF-slim) are ours, see rethink_jax/config.py.
+dropout and weight decay of TF-slim) are ours, see rethink_jax/training/config.py.
 Training accuracy is evaluated on a fixed 50,000-image training subset.
 
 Expected runtime: not measured (no ImageNet and no GPU were available here).
 """
 
-from rethink_jax import config as config_lib
+from rethink_jax.training import config as config_lib
 
 
 def get_config(row: str = ""):

@@ -17,7 +17,7 @@ Quick check on CPU: ``--config.image_size=75 --config.train_examples=256
 Expected runtime: not measured.
 """
 
-from rethink_jax import config as config_lib
+from rethink_jax.training import config as config_lib
 
 
 def get_config(row: str = ""):

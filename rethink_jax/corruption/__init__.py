@@ -63,7 +63,7 @@ from rethink_jax.corruption.pixels import (
     pixel_permutation, randomize_pixels, shuffle_pixels)
 from rethink_jax.corruption.registry import (
     Context, Randomization, names, register, spec)
-from rethink_jax.dataset import ArrayDataset
+from rethink_jax.data.dataset import ArrayDataset
 
 for _module in pkgutil.iter_modules(__path__):
   importlib.import_module(f"{__name__}.{_module.name}")

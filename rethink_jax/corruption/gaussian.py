@@ -19,7 +19,7 @@ import numpy as np
 
 from rethink_jax.corruption import draws
 from rethink_jax.corruption import registry
-from rethink_jax.dataset import ArrayDataset
+from rethink_jax.data.dataset import ArrayDataset
 
 STATISTICS = ("global", "per_channel")
 """How the ``gaussian`` randomization matches the data set's mean and variance.

@@ -15,7 +15,7 @@ import numpy as np
 
 from rethink_jax.corruption import draws
 from rethink_jax.corruption.gaussian import PixelStats
-from rethink_jax.dataset import ArrayDataset, DataError
+from rethink_jax.data.dataset import ArrayDataset, DataError
 
 
 def environment_manifest() -> dict[str, Any]:

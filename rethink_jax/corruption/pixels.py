@@ -18,7 +18,7 @@ import numpy as np
 
 from rethink_jax.corruption import draws
 from rethink_jax.corruption import registry
-from rethink_jax.dataset import ArrayDataset
+from rethink_jax.data.dataset import ArrayDataset
 
 
 @functools.partial(jax.jit, static_argnames=("num_positions",))

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rethink_jax.dataset import ArrayDataset
+from rethink_jax.data.dataset import ArrayDataset
 
 LabelFn = Callable[[int, float, np.ndarray, int, np.ndarray, str], np.ndarray]
 

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from rethink_jax import config as config_lib
+from rethink_jax.training import config as config_lib
 from rethink_jax import models
 from rethink_jax import paper
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import ml_collections
 
-from rethink_jax import config as config_lib
+from rethink_jax.training import config as config_lib
 
 SUMMARY = "summary.json"
 
@@ -123,7 +123,7 @@ def run(configs: Sequence[ml_collections.ConfigDict], root: str, *,
 
   Example::
 
-    from rethink_jax import config
+    from rethink_jax.training import config
     from rethink_jax.experiments import sweep
     configs = []
     for name in ("", "random_labels"):
@@ -148,7 +148,7 @@ def run(configs: Sequence[ml_collections.ConfigDict], root: str, *,
     (status before) and ``seconds`` spent training (0 when skipped).
   """
   if train_fn is None:
-    from rethink_jax import train  # pylint: disable=g-import-not-at-top
+    from rethink_jax.training import train  # pylint: disable=g-import-not-at-top
     train_fn = train.train_and_evaluate
   index, count = shard
   mine = unique(configs)[index::count]

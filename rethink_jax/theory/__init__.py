@@ -11,19 +11,11 @@
 * :mod:`~rethink_jax.theory.rademacher`: Section 2.2, empirical Rademacher
   complexity estimated by fitting random +-1 labels.
 
-:func:`run_metadata` is the provenance block every ``experiments/`` theory
-script writes into its results file.
+The ``experiments/`` theory scripts write their results files with
+:func:`rethink_jax.results.write` and :func:`rethink_jax.results.provenance`.
 """
 
 from __future__ import annotations
-
-import datetime
-import json
-import os
-import pathlib
-import platform
-import shlex
-import sys
 
 from rethink_jax.theory.expressivity import Conditioning
 from rethink_jax.theory.expressivity import fit_two_layer
@@ -47,71 +39,11 @@ __all__ = [
     "TwoLayerReLU", "fit_two_layer", "kernel_interpolate", "kernel_matmul",
     "least_squares_correlation", "median_heuristic_gamma", "min_norm_solution",
     "network_correlation", "peak_memory_gib", "predict", "rademacher_signs",
-    "rbf_kernel", "rkhs_norm", "run_metadata", "sgd_least_squares",
+    "rbf_kernel", "rkhs_norm", "sgd_least_squares",
 ]
-
-
-def run_metadata(argv: list[str] | None = None) -> dict:
-  """The command, time, machine and library versions of a run.
-
-  Args:
-    argv: the command line (defaults to ``sys.argv``).
-
-  Returns:
-    A JSON-serializable dict: ``command`` (as typed, ``python`` first),
-    ``utc_time``, ``machine`` and ``versions``.
-  """
-  import jax
-  import numpy as np
-  import scipy
-
-  argv = sys.argv if argv is None else argv
-  try:
-    import flax
-    flax_version = flax.__version__
-  except ImportError:  # pragma: no cover - flax is a dependency.
-    flax_version = None
-  return {
-      "command": "python " + shlex.join(argv),
-      "utc_time": datetime.datetime.now(datetime.timezone.utc).isoformat(
-          timespec="seconds"),
-      "machine": {
-          "platform": platform.platform(),
-          "processor": platform.processor() or platform.machine(),
-          "cpu_count": os.cpu_count(),
-          "memory_gib": _memory_gib(),
-      },
-      "versions": {
-          "python": platform.python_version(),
-          "numpy": np.__version__,
-          "scipy": scipy.__version__,
-          "jax": jax.__version__,
-          "flax": flax_version,
-      },
-  }
 
 
 def peak_memory_gib() -> float:
   """Peak resident memory of this process so far, in GiB (Linux ru_maxrss)."""
   import resource
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def _memory_gib() -> float | None:
-  try:
-    with open("/proc/meminfo") as f:
-      for line in f:
-        if line.startswith("MemTotal:"):
-          return round(int(line.split()[1]) / 2**20, 1)
-  except OSError:
-    return None
-  return None
-
-
-def write_results(path, result: dict) -> pathlib.Path:
-  """Writes one experiment's results as JSON (creating folders); returns path."""
-  out = pathlib.Path(path)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps(result, indent=2) + "\n")
-  print(f"wrote {out}")
-  return out

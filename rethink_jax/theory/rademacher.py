@@ -30,7 +30,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from rethink_jax.dataset import ArrayDataset, from_arrays
+from rethink_jax.data.dataset import ArrayDataset, from_arrays
 
 
 def rademacher_signs(key: jax.Array, num_draws: int, n: int) -> np.ndarray:
@@ -145,7 +145,7 @@ def network_correlation(config: ml_collections.ConfigDict, images, sigma,
   Returns:
     ``(correlation, trainer summary)``.
   """
-  from rethink_jax import train  # pylint: disable=g-import-not-at-top
+  from rethink_jax.training import train  # pylint: disable=g-import-not-at-top
   train_set = sign_dataset(images, sigma)
   test_set = from_arrays(test_images, np.zeros(len(test_images), np.int32),
                          num_classes=2, name="rademacher", split="test")

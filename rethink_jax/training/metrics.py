@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import tqdm
 
-from rethink_jax import event_file
-from rethink_jax import workdir
+from rethink_jax.training import event_file
+from rethink_jax.training import workdir
 
 LOG_NAME = "metrics.jsonl"
 

@@ -33,7 +33,7 @@ import tarfile
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rethink_jax.dataset import DataError
+from rethink_jax.data.dataset import DataError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog",
                    "frog", "horse", "ship", "truck")

@@ -35,7 +35,9 @@ import zipfile
 from absl import logging
 import numpy as np
 
-from rethink_jax.dataset import ArrayDataset, DataError, from_arrays
+from rethink_jax.data import streaming
+from rethink_jax.data.dataset import ArrayDataset, DataError, from_arrays
+from rethink_jax.data.streaming import StreamingDataset, imagenet_label_ids
 
 SOURCES = ("auto", "tfds", "offline")
 
@@ -155,7 +157,7 @@ def offline_source_dir(name: str, source_dir=None) -> str | None:
 def _offline_builder(name: str, data_dir):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   # Importing sources registers the offline tfds builders.
-  from rethink_jax import sources  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  from rethink_jax.data import sources  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   return tfds.builder(_spec(name).offline_builder, data_dir=data_dir)
 
 
@@ -408,7 +410,6 @@ def load_stream(name: str, split: str = "train", *, data_dir=None,
   Returns:
     A :class:`~rethink_jax.streaming.StreamingDataset`.
   """
-  from rethink_jax import streaming  # pylint: disable=g-import-not-at-top
   spec = _spec(name)
   if not spec.streamed:
     raise DataError(f"{name} is small; use rethink_jax.data.load({name!r}).")
@@ -417,18 +418,7 @@ def load_stream(name: str, split: str = "train", *, data_dir=None,
       b, split, name=name, image_size=image_size, label_space=label_space)
 
 
-def imagenet_label_ids(wnids) -> np.ndarray:
-  """Maps WordNet ids onto tfds' 1000-class ImageNet label ids."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  names = tfds.builder("imagenet2012").info.features["label"].names
-  index = {wnid: i for i, wnid in enumerate(names)}
-  missing = [w for w in wnids if w not in index]
-  if missing:
-    raise DataError(f"WordNet ids {missing} are not ImageNet classes.")
-  return np.asarray([index[w] for w in wnids], dtype=np.int32)
-
-
-__all__ = ["ArrayDataset", "DataError", "DATASETS", "DatasetSpec", "builder",
+__all__ = ["ArrayDataset", "DataError", "StreamingDataset", "DATASETS", "DatasetSpec", "builder",
            "from_arrays", "imagenet_label_ids", "is_streamed", "load",
            "load_stream", "offline_source_dir", "register",
            "resolve_data_dir", "test_split"]

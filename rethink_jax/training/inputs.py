@@ -23,9 +23,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from rethink_jax import config as config_lib
-from rethink_jax import dataset as dataset_lib
-from rethink_jax.dataset import ArrayDataset, DataError
+from rethink_jax import corruption
+from rethink_jax import data
+from rethink_jax.training import config as config_lib
+from rethink_jax.data import dataset as dataset_lib
+from rethink_jax.data.dataset import ArrayDataset, DataError
 
 # Streams of the data_seed key that choose example subsets; the
 # randomization itself uses the data_seed key in rethink_jax.corruption.
@@ -100,7 +102,6 @@ def load(config: ml_collections.ConfigDict, train: AnyDataset = None,
     config_lib.ConfigError: data sets passed with a config naming another
       data set, or ``dataset="arrays"`` without them.
   """
-  from rethink_jax import data  # pylint: disable=g-import-not-at-top
   if (train is None) != (test is None):
     raise config_lib.ConfigError(
         "train_and_evaluate needs both train= and test= data sets, or "
@@ -164,7 +165,6 @@ def _randomize(config: ml_collections.ConfigDict, train: AnyDataset,
   if is_streamed(train):
     return (train.with_randomization(config.randomization,
                                      seed=config.data_seed, p=p), test)
-  from rethink_jax import corruption  # pylint: disable=g-import-not-at-top
   kwargs = {}
   if config.gaussian_statistics is not None:
     kwargs["statistics"] = config.gaussian_statistics

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
 import json
 import os
 import sys
@@ -39,16 +38,17 @@ import ml_collections
 import numpy as np
 import optax
 
-from rethink_jax import checkpoint
-from rethink_jax import config as config_lib
-from rethink_jax import inputs
-from rethink_jax import metrics
+from rethink_jax.training import checkpoint
+from rethink_jax.training import config as config_lib
+from rethink_jax.training import inputs
+from rethink_jax.training import metrics
 from rethink_jax import models
-from rethink_jax import preprocessing
-from rethink_jax import steps
-from rethink_jax import train_state
-from rethink_jax import workdir as workdir_lib
-from rethink_jax.dataset import ArrayDataset, DataError
+from rethink_jax import results
+from rethink_jax.data import preprocessing
+from rethink_jax.training import steps
+from rethink_jax.training import train_state
+from rethink_jax.training import workdir as workdir_lib
+from rethink_jax.data.dataset import ArrayDataset, DataError
 
 P = jax.sharding.PartitionSpec
 
@@ -252,11 +252,6 @@ def _update_book(config: ml_collections.ConfigDict, book: dict[str, Any],
     book["converged_epoch"] = record["epoch"]
 
 
-def _versions() -> dict[str, str]:
-  return {name: importlib.metadata.version(name) for name in
-          ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")}
-
-
 class _Loop:
   """The compiled functions, data and keys of one run, and its epoch loop."""
 
@@ -413,7 +408,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   Example::
 
-    from rethink_jax import config, train
+    from rethink_jax.training import config
+    from rethink_jax.training import train
     cfg = config.table1_config("mlp_1x512", "random_labels")
     with cfg.unlocked():
       cfg.num_epochs, cfg.train_examples = 2, 2048
@@ -589,7 +585,8 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
       best_epoch=book["best_epoch"],
       compile_time_s=loop.compile_time,
       total_time_s=total,
-      versions=_versions())
+      versions=results.versions(),
+      code=results.code())
   if writer:
     metrics.write_json(os.path.join(workdir, SUMMARY_NAME), summary)
   return metrics.json_safe(summary)

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rethink_jax.dataset import DataError
+from rethink_jax.data.dataset import DataError
 
 EVAL_CENTRAL_FRACTION = 0.875
 
@@ -130,8 +130,7 @@ class StreamingDataset:
     num_classes = label_feature.num_classes
     label_map = None
     if label_space == "imagenet" and num_classes != 1000:
-      from rethink_jax import data  # pylint: disable=g-import-not-at-top
-      label_map = data.imagenet_label_ids(label_feature.names)
+      label_map = imagenet_label_ids(label_feature.names)
       num_classes = 1000
     elif label_space not in ("native", "imagenet"):
       raise DataError(f"unknown label_space {label_space!r}; use 'native' "
@@ -283,3 +282,13 @@ class StreamingDataset:
         "true_labels": self.true_labels(indices),
     }
 
+
+def imagenet_label_ids(wnids) -> np.ndarray:
+  """Maps WordNet ids onto tfds' 1000-class ImageNet label ids."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  names = tfds.builder("imagenet2012").info.features["label"].names
+  index = {wnid: i for i, wnid in enumerate(names)}
+  missing = [w for w in wnids if w not in index]
+  if missing:
+    raise DataError(f"WordNet ids {missing} are not ImageNet classes.")
+  return np.asarray([index[w] for w in wnids], dtype=np.int32)

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rethink_jax.train_state import TrainState
+from rethink_jax.training.train_state import TrainState
 
 # (key, uint8 or float images on the 0..255 scale) -> float32 model input.
 TrainPreprocess = Callable[[jax.Array, jax.Array], jax.Array]

@@ -30,8 +30,8 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
-from rethink_jax import workdir as workdir_lib
-from rethink_jax.train_state import TrainState
+from rethink_jax.training import workdir as workdir_lib
+from rethink_jax.training.train_state import TrainState
 
 DAMAGED_DIR = "damaged_checkpoints"
 
