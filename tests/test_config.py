@@ -263,7 +263,7 @@ def test_every_field_is_read_by_the_trainer(field):
   """Style pitfall 6: no config field may silently do nothing."""
   sources = ""
   for module in TRAINER_MODULES:
-    with open(os.path.join(REPO, "rethink_jax", module)) as f:
+    with open(os.path.join(REPO, "rethink_jax", "training", module)) as f:
       sources += f.read()
   assert re.search(rf"config\.{field}\b", sources), (
       f"config.{field} is not read by any of {TRAINER_MODULES}")

@@ -49,12 +49,12 @@ def registered(monkeypatch):
   """Registers the user's model and randomizations for one test."""
   for spec in (model_registry.ModelSpec("tiny_net", TinyNet, 0.05, False,
                                         description="one dense layer"),):
-    monkeypatch.setitem(model_registry._REGISTRY, spec.name, spec)
+    monkeypatch.setitem(model_registry.REGISTRY.entries, spec.name, spec)
   for spec in (corruption.Randomization("inverted", "255 - x",
                                         images=_invert),
                corruption.Randomization("next_class", "y + 1 mod K",
                                         labels=_next_class, p=1.0)):
-    monkeypatch.setitem(corruption_registry._REGISTRY, spec.name, spec)
+    monkeypatch.setitem(corruption_registry.REGISTRY.entries, spec.name, spec)
 
 
 def test_a_registered_model_trains_with_its_default_learning_rate(
@@ -71,7 +71,7 @@ def test_a_registered_model_trains_with_its_default_learning_rate(
 def test_a_model_without_default_learning_rate_must_be_given_one(
     monkeypatch):
   spec = model_registry.ModelSpec("no_lr", TinyNet, None, False)
-  monkeypatch.setitem(model_registry._REGISTRY, "no_lr", spec)
+  monkeypatch.setitem(model_registry.REGISTRY.entries, "no_lr", spec)
   with pytest.raises(config_lib.ConfigError, match="config.learning_rate"):
     config_lib.learning_rate(tiny_config(model="no_lr"))
   assert config_lib.learning_rate(

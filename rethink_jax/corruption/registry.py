@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rethink_jax.data.dataset import ArrayDataset
+from rethink_jax.registry import Registry
 
 LabelFn = Callable[[int, float, np.ndarray, int, np.ndarray, str], np.ndarray]
 
@@ -84,7 +85,9 @@ class Randomization:
     return self.images is None
 
 
-_REGISTRY: dict[str, Randomization] = {}
+REGISTRY: Registry[Randomization] = Registry(
+    "randomization",
+    "or register your own with rethink_jax.corruption.register")
 
 
 def register(randomization: Randomization) -> Randomization:
@@ -92,23 +95,8 @@ def register(randomization: Randomization) -> Randomization:
   if not isinstance(randomization, Randomization):
     raise TypeError(f"register takes a Randomization; got "
                     f"{type(randomization).__name__}.")
-  name = randomization.name
-  if name in _REGISTRY and _REGISTRY[name] != randomization:
-    raise ValueError(f"a randomization named {name!r} is already registered "
-                     f"({_REGISTRY[name].description}); choose another name.")
-  _REGISTRY[name] = randomization
-  return randomization
+  return REGISTRY.register(randomization.name, randomization)
 
 
-def names() -> tuple[str, ...]:
-  """The registered randomizations, in registration order."""
-  return tuple(_REGISTRY)
-
-
-def spec(name: str) -> Randomization:
-  """The registered randomization ``name``; ValueError naming the choices."""
-  if name not in _REGISTRY:
-    raise ValueError(f"unknown randomization {name!r}; choose one of "
-                     f"{', '.join(_REGISTRY)} (or register your own with "
-                     f"rethink_jax.corruption.register).")
-  return _REGISTRY[name]
+names = REGISTRY.names
+spec = REGISTRY.get

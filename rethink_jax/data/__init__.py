@@ -38,6 +38,7 @@ import numpy as np
 from rethink_jax.data import streaming
 from rethink_jax.data.dataset import ArrayDataset, DataError, from_arrays
 from rethink_jax.data.streaming import StreamingDataset, imagenet_label_ids
+from rethink_jax.registry import Registry
 
 SOURCES = ("auto", "tfds", "offline")
 
@@ -79,18 +80,19 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+_REGISTRY: Registry[DatasetSpec] = Registry(
+    "data set", "or wrap your own arrays with "
+    "rethink_jax.data.from_arrays(images, labels)", DATASETS, DataError)
+
+
 def register(name: str, spec: DatasetSpec) -> DatasetSpec:
   """Adds a data set under ``name`` (config.dataset) to :data:`DATASETS`.
 
   The config validation and both load paths read :data:`DATASETS`; a new
   tfds data set needs only its entry (and, to work offline, a builder in
-  :mod:`rethink_jax.sources`).
+  :mod:`rethink_jax.data.sources`).
   """
-  if name in DATASETS and DATASETS[name] != spec:
-    raise ValueError(f"a data set named {name!r} is already registered; "
-                     f"choose another name.")
-  DATASETS[name] = spec
-  return spec
+  return _REGISTRY.register(name, spec)
 
 
 def is_streamed(name: str) -> bool:
@@ -100,11 +102,7 @@ def is_streamed(name: str) -> bool:
 
 
 def _spec(name: str) -> DatasetSpec:
-  if name not in DATASETS:
-    raise DataError(f"unknown data set {name!r}; choose one of "
-                    f"{sorted(DATASETS)}, or wrap your own arrays with "
-                    f"rethink_jax.data.from_arrays(images, labels).")
-  return DATASETS[name]
+  return _REGISTRY.get(name)
 
 
 def test_split(name: str) -> str:

@@ -23,6 +23,8 @@ from typing import Callable
 
 import flax.linen as nn
 
+from rethink_jax.registry import Registry
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -52,30 +54,16 @@ class ModelSpec:
   description: str = ""
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+REGISTRY: Registry[ModelSpec] = Registry(
+    "model", "or register your own with rethink_jax.models.register")
 
 
 def register(spec: ModelSpec) -> ModelSpec:
   """Adds a model; a name can be registered once (ValueError otherwise)."""
   if not isinstance(spec, ModelSpec):
     raise TypeError(f"register takes a ModelSpec; got {type(spec).__name__}.")
-  if spec.name in _REGISTRY and _REGISTRY[spec.name] != spec:
-    raise ValueError(f"a model named {spec.name!r} is already registered "
-                     f"({_REGISTRY[spec.name].description}); choose another "
-                     f"name.")
-  _REGISTRY[spec.name] = spec
-  return spec
+  return REGISTRY.register(spec.name, spec)
 
 
-def names() -> tuple[str, ...]:
-  """The registered model names, in registration order."""
-  return tuple(_REGISTRY)
-
-
-def spec(name: str) -> ModelSpec:
-  """The registered model ``name``; ValueError naming the choices if none."""
-  if name not in _REGISTRY:
-    raise ValueError(f"unknown model {name!r}; valid names are "
-                     f"{', '.join(_REGISTRY)} (or register your own with "
-                     f"rethink_jax.models.register).")
-  return _REGISTRY[name]
+names = REGISTRY.names
+spec = REGISTRY.get
