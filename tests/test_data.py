@@ -279,5 +279,5 @@ def test_streamed_label_randomization_equals_in_memory(imagenette_train):
   assert manifest["labels_sha256"] == corruption.sha256(expected)
   with pytest.raises(DataError, match="in-memory path"):
     imagenette_train.with_randomization("gaussian", seed=0)
-  with pytest.raises(DataError, match="needs p"):
+  with pytest.raises(DataError, match="requires p"):
     imagenette_train.with_randomization("partially_corrupted_labels", seed=0)
