@@ -51,10 +51,17 @@ _HOW = {
 
 
 @functools.lru_cache(maxsize=None)
-def missing_data(name: str) -> str | None:
-  """Why data set ``name`` cannot be read here without a download, or None."""
+def missing_data(name: str, offline: bool = False) -> str | None:
+  """Why data set ``name`` cannot be read here without a download, or None.
+
+  ``offline``: the test reads the offline source files themselves, so a
+  prepared copy is not enough.
+  """
   if data.offline_source_dir(name) is not None:
     return None
+  if offline:
+    return (f"needs the offline source files of {name}: "
+            f"{_HOW.get(name, 'they have no offline source')}.")
   try:
     data.builder(name, prepare=False)
     return None
@@ -66,16 +73,19 @@ def missing_data(name: str) -> str | None:
 
 def pytest_configure(config):
   config.addinivalue_line(
-      "markers", "real_data(*names): the test reads these real data sets; "
-      "skipped where they are missing, except under CI")
+      "markers", "real_data(*names, offline=False): the test reads these "
+      "real data sets (offline=True: their offline source files); skipped "
+      "where they are missing, except under CI")
 
 
 def pytest_runtest_setup(item):
-  names = {name for marker in item.iter_markers("real_data")
+  needs = {(name, bool(marker.kwargs.get("offline")))
+           for marker in item.iter_markers("real_data")
            for name in marker.args}
-  names |= {_FIXTURE_DATA[f] for f in item.fixturenames if f in _FIXTURE_DATA}
-  for name in sorted(names):
-    reason = missing_data(name)
+  needs |= {(_FIXTURE_DATA[f], False) for f in item.fixturenames
+            if f in _FIXTURE_DATA}
+  for name, offline in sorted(needs):
+    reason = missing_data(name, offline)
     if reason is None:
       continue
     if os.environ.get("CI"):

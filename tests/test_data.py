@@ -133,6 +133,7 @@ def test_offline_cifar10_is_the_full_data_set(cifar10_train, cifar10_test):
   assert cifar10_train.images.std() > 50
 
 
+@pytest.mark.real_data("cifar10", offline=True)
 def test_offline_cifar10_labels_follow_the_archive_folders():
   """A record's label is its class folder's index in CIFAR-10 order."""
   b = data.builder("cifar10")
@@ -143,6 +144,7 @@ def test_offline_cifar10_labels_follow_the_archive_folders():
     assert sources.CIFAR10_CLASSES.index(folder) == record["label"]
 
 
+@pytest.mark.real_data("cifar10", offline=True)
 def test_offline_cifar10_pixels_match_the_jpeg_files():
   from PIL import Image
   b = data.builder("cifar10")
@@ -192,6 +194,7 @@ def test_offline_imagenette_streams_real_images(imagenette_train):
   assert not np.array_equal(a["images"], c["images"])
 
 
+@pytest.mark.real_data("imagenette")
 def test_imagenette_maps_onto_imagenet_classes():
   stream = data.load_stream("imagenette", "validation", image_size=75,
                             label_space="imagenet")
@@ -224,6 +227,7 @@ def test_missing_archive_names_the_fix(tmp_path, empty_data_dir):
     data.load("cifar10", source="offline", source_dir=tmp_path / "nothing")
 
 
+@pytest.mark.real_data("cifar10", offline=True)
 def test_corrupt_archive_is_rejected_and_nothing_is_prepared(tmp_path,
                                                              empty_data_dir):
   folder = _copy_archive(tmp_path, corrupt=True)
@@ -233,6 +237,7 @@ def test_corrupt_archive_is_rejected_and_nothing_is_prepared(tmp_path,
   assert not offline.is_prepared()
 
 
+@pytest.mark.real_data("cifar10", offline=True)
 def test_failed_preparation_leaves_nothing_trusted(tmp_path, empty_data_dir,
                                                    monkeypatch):
   folder = _copy_archive(tmp_path, corrupt=False)

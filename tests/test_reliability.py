@@ -499,6 +499,7 @@ def test_damaged_records_name_the_folder_to_delete(tiny):
     stream.batch(np.asarray([5]), epoch=0, train=False)
 
 
+@pytest.mark.real_data("fashion_mnist", offline=True)
 def test_unwritable_data_dir_names_the_folder(tmp_path):
   a_file = tmp_path / "a_file"
   a_file.write_text("x")
@@ -562,6 +563,7 @@ def free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.real_data("cifar10")
 def test_two_processes_end_equal_to_one_process_with_two_devices(tmp_path):
   command = [sys.executable, "-m", "rethink_jax.train",
              "--config=experiments/configs/mlp_1x512.py:random_labels",

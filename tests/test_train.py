@@ -462,6 +462,7 @@ def test_fits_random_labels_of_real_cifar10(cifar10_train, cifar10_test,
 
 
 @pytest.mark.slow
+@pytest.mark.real_data("imagenette")
 def test_one_step_of_inception_v3_on_real_imagenette(tmp_path):
   """The streamed ImageNet path: host-fed batches, Inception V3."""
   config = config_lib.base_config()
