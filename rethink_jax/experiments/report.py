@@ -17,6 +17,7 @@ import statistics
 from typing import Any
 
 from rethink_jax import paper
+from rethink_jax.training import config as config_lib
 from rethink_jax.experiments import suite
 from rethink_jax.experiments import sweep
 
@@ -56,7 +57,8 @@ def load_run(root: str, config) -> dict[str, Any]:
       records = [json.loads(line) for line in f if line.strip()]
   except (OSError, ValueError):
     pass
-  done = summary is not None and summary.get("config") == config.to_dict()
+  done = summary is not None and config_lib.complete(
+      summary.get("config") or {}) == config.to_dict()
   return dict(workdir=path, summary=summary if done else None,
               records=records, status=sweep.status(root, config),
               epochs=len(records), num_epochs=config.num_epochs)

@@ -26,9 +26,16 @@ SUMMARY = "summary.json"
 
 
 def _identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The fields that make a run what it is (not the run-control ones)."""
+  """The fields that make a run what it is (not the run-control ones).
+
+  Fields added after runs were recorded are left out while they hold the
+  value older runs had (``config.ADDED_FIELDS``), so those runs keep their
+  names.
+  """
   return {k: v for k, v in config.to_dict().items()
-          if k not in config_lib.RESUMABLE_FIELDS}
+          if k not in config_lib.RESUMABLE_FIELDS and not (
+              k in config_lib.ADDED_FIELDS and
+              v == config_lib.ADDED_FIELDS[k])}
 
 
 def run_key(config: ml_collections.ConfigDict) -> str:
@@ -80,7 +87,8 @@ def status(root: str, config: ml_collections.ConfigDict) -> str:
   """
   path = workdir(root, config)
   summary = read_summary(path)
-  if summary is not None and summary.get("config") == config.to_dict():
+  if summary is not None and config_lib.complete(
+      summary.get("config") or {}) == config.to_dict():
     return "done"
   if os.path.isdir(path) and os.listdir(path):
     return "partial"

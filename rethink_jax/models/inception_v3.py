@@ -336,4 +336,5 @@ LEARNING_RATE = 0.045
 
 registry.register(registry.ModelSpec(
     name="inception_v3", factory=InceptionV3, learning_rate=LEARNING_RATE,
-    batch_norm=True, description="Inception V3 for ImageNet (Table 2)"))
+    batch_norm=True, description="Inception V3 for ImageNet (Table 2)",
+    aux_head=True))

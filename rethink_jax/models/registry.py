@@ -44,6 +44,8 @@ class ModelSpec:
     decayed_layers: the top-level layers whose kernels the model's own
       weight decay acts on; None for every conv and dense kernel.
     description: one line for listings and errors.
+    aux_head: the factory takes ``aux_logits=True`` and the module then
+      returns ``(logits, aux_logits)`` (``config.aux_loss_weight``).
   """
 
   name: str
@@ -52,6 +54,7 @@ class ModelSpec:
   batch_norm: bool
   decayed_layers: tuple[str, ...] | None = None
   description: str = ""
+  aux_head: bool = False
 
 
 REGISTRY: Registry[ModelSpec] = Registry(

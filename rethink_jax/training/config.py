@@ -22,6 +22,7 @@ from rethink_jax import paper
 
 
 PROGRESS = ("auto", "on", "off")
+OPTIMIZERS = ("sgd", "rmsprop")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
 # Table 1's weight decay rows use "the default coefficient for each model"
@@ -38,6 +39,19 @@ TABLE1_WEIGHT_DECAY_OTHERS = 5e-4
 def table1_weight_decay(model: str) -> float:
   """The weight decay coefficient of ``model``'s Table 1 weight decay rows."""
   return TABLE1_WEIGHT_DECAY.get(model, TABLE1_WEIGHT_DECAY_OTHERS)
+
+# Fields added after runs were recorded, with the value an older run (whose
+# saved config lacks them) had. A run's identity (its workdir name, see
+# rethink_jax.experiments.sweep) leaves them out while they hold it, so the
+# results of older runs keep their names.
+ADDED_FIELDS = {"optimizer": "sgd", "lr_decay_epochs": 1,
+                "label_smoothing": 0.0, "aux_loss_weight": 0.0}
+
+
+def complete(saved: dict) -> dict:
+  """A saved config dict with :data:`ADDED_FIELDS` it lacks filled in."""
+  return {**ADDED_FIELDS, **saved}
+
 
 # Fields that may change when a run is resumed from its workdir; any other
 # difference from the checkpointed config is an error (see rethink_jax.train).
@@ -99,9 +113,15 @@ def base_config() -> ml_collections.ConfigDict:
   # None: the model's default (models.spec(model).learning_rate; Appendix A:
   # 0.1 Inception, 0.01 the others).
   c.learning_rate = config_dict.placeholder(float)
+  # "sgd": SGD with momentum (the paper, Appendix A); "rmsprop": TF's
+  # RMSProp (decay 0.9, epsilon 1.0, mean square initialized to 1, the
+  # momentum below), the Inception V3 reference's optimizer (Table 2).
+  c.optimizer = "sgd"
   c.momentum = paper.MOMENTUM
-  # Learning rate multiplied by this factor per epoch (0.95 in the paper).
+  # Learning rate multiplied by this factor every lr_decay_epochs epochs
+  # (0.95 every epoch in the paper; 0.94 every 2 for Inception V3).
   c.lr_decay_factor = paper.LR_DECAY_PER_EPOCH
+  c.lr_decay_epochs = 1
   # True: lr_0 * f ** floor(step / steps_per_epoch), constant within an
   # epoch (TF's exponential_decay(staircase=True)); False: the continuous
   # lr_0 * f ** (step / steps_per_epoch). The paper does not say which.
@@ -129,6 +149,13 @@ def base_config() -> ml_collections.ConfigDict:
   # epoch need a smaller value, or the running statistics used at evaluation
   # lag the weights (see rethink_jax.experiments.suite's cpu scale).
   c.bn_momentum = config_dict.placeholder(float)
+  # Label smoothing of the cross-entropy targets (0 = off; 0.1 in the
+  # Inception V3 reference, Szegedy et al. 2016).
+  c.label_smoothing = 0.0
+  # Weight of the auxiliary head's cross-entropy in the training loss
+  # (0 = no auxiliary head; 0.4 in the Inception V3 reference); models with
+  # an auxiliary head only.
+  c.aux_loss_weight = 0.0
   # Dtype of the models' computation: "float32" (the paper) or "bfloat16"
   # (faster on GPUs and TPUs); parameters and the loss stay float32.
   c.compute_dtype = "float32"
@@ -300,6 +327,18 @@ def validate(config: ml_collections.ConfigDict,
     _require(config.learning_rate > 0.0, "learning_rate",
              f"must be > 0; got {config.learning_rate}.")
   learning_rate(config)
+  _require(config.optimizer in OPTIMIZERS, "optimizer",
+           f"choose one of {OPTIMIZERS}; got {config.optimizer!r}.")
+  _require(isinstance(config.lr_decay_epochs, int) and
+           config.lr_decay_epochs >= 1, "lr_decay_epochs",
+           f"must be an integer >= 1; got {config.lr_decay_epochs!r}.")
+  _require(0.0 <= config.label_smoothing < 1.0, "label_smoothing",
+           f"must be in [0, 1) (0 = off); got {config.label_smoothing}.")
+  _require(config.aux_loss_weight >= 0.0, "aux_loss_weight",
+           f"must be >= 0 (0 = off); got {config.aux_loss_weight}.")
+  if config.aux_loss_weight > 0:
+    _require(models.spec(config.model).aux_head, "aux_loss_weight",
+             f"model {config.model!r} has no auxiliary head; leave it at 0.")
   _require(0.0 <= config.momentum < 1.0, "momentum",
            f"must be in [0, 1); got {config.momentum}.")
   _require(0.0 < config.lr_decay_factor <= 1.0, "lr_decay_factor",
@@ -352,11 +391,17 @@ TABLE1_SWITCHES = ("random_crop", "weight_decay", "random_labels")
 TABLE2_SWITCHES = ("data_aug", "dropout", "weight_decay", "random_labels")
 INCEPTION_V3_DROPOUT = 0.2
 INCEPTION_V3_WEIGHT_DECAY = 4e-5
-# The paper does not state the ImageNet optimizer settings. Ours: SGD with
-# momentum 0.9 as on CIFAR-10, Szegedy et al. (2016)'s initial rate 0.045
-# (the model's default, rethink_jax.models.inception_v3.LEARNING_RATE) and
-# decay 0.94 every two epochs (0.94 ** 0.5 per epoch), 100 epochs.
-INCEPTION_V3_LR_DECAY_PER_EPOCH = 0.94 ** 0.5
+# The paper does not state the ImageNet optimizer settings; it reused the
+# reference pipeline, so the reference protocol of Szegedy et al. (2016):
+# RMSProp (decay 0.9, epsilon 1.0, momentum 0.9), initial rate 0.045 (the
+# model's default, rethink_jax.models.inception_v3.LEARNING_RATE) decayed by
+# 0.94 every two epochs, label smoothing 0.1 and the auxiliary head with
+# weight 0.4 (TF-slim's train_image_classifier). Random-label rows switch
+# label smoothing and the auxiliary head off with every other regularizer.
+INCEPTION_V3_LR_DECAY = 0.94
+INCEPTION_V3_LR_DECAY_EPOCHS = 2
+INCEPTION_V3_LABEL_SMOOTHING = 0.1
+INCEPTION_V3_AUX_LOSS_WEIGHT = 0.4
 INCEPTION_V3_IMAGE_SIZE = 299
 
 
@@ -423,7 +468,9 @@ def table2_config(dataset: str, row: str = "") -> ml_collections.ConfigDict:
   c.model = "inception_v3"
   c.dataset = dataset
   c.image_size = INCEPTION_V3_IMAGE_SIZE
-  c.lr_decay_factor = INCEPTION_V3_LR_DECAY_PER_EPOCH
+  c.optimizer = "rmsprop"
+  c.lr_decay_factor = INCEPTION_V3_LR_DECAY
+  c.lr_decay_epochs = INCEPTION_V3_LR_DECAY_EPOCHS
   c.num_epochs = 100
   c.eval_batch_size = 256
   if dataset == "imagenet2012":
@@ -436,6 +483,9 @@ def table2_config(dataset: str, row: str = "") -> ml_collections.ConfigDict:
                     else 0.0)
   if "random_labels" in switches:
     c.randomization = "random_labels"
+  else:
+    c.label_smoothing = INCEPTION_V3_LABEL_SMOOTHING
+    c.aux_loss_weight = INCEPTION_V3_AUX_LOSS_WEIGHT
   c.lock()
   return c
 

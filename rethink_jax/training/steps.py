@@ -55,11 +55,27 @@ def _variables(state: TrainState, params: Any) -> dict[str, Any]:
   return {"params": params}
 
 
+def cross_entropy(logits: jax.Array, labels: jax.Array,
+                  label_smoothing: float = 0.0) -> jax.Array:
+  """Per-example softmax cross-entropy, with optional label smoothing.
+
+  Smoothing ``a`` trains towards ``(1 - a) * one_hot + a / K`` (Szegedy et
+  al. 2016, TF's ``softmax_cross_entropy(label_smoothing=a)``).
+  """
+  if label_smoothing == 0.0:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  targets = optax.smooth_labels(
+      jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype),
+      label_smoothing)
+  return optax.softmax_cross_entropy(logits, targets)
+
+
 def train_step(state: TrainState, sums: Sums, images: jax.Array,
                labels: jax.Array, step_key: jax.Array, *, model: nn.Module,
                tx: optax.GradientTransformation,
-               preprocess: TrainPreprocess) -> tuple[TrainState, Sums]:
-  """One SGD step on the mean softmax cross-entropy of a batch.
+               preprocess: TrainPreprocess, label_smoothing: float = 0.0,
+               aux_loss_weight: float = 0.0) -> tuple[TrainState, Sums]:
+  """One optimizer step on the mean softmax cross-entropy of a batch.
 
   Args:
     state: the train state before the step.
@@ -71,9 +87,12 @@ def train_step(state: TrainState, sums: Sums, images: jax.Array,
     model: the Flax module.
     tx: the optimizer.
     preprocess: the training input pipeline.
+    label_smoothing: see :func:`cross_entropy`.
+    aux_loss_weight: weight of the auxiliary head's loss; > 0 needs a model
+      that returns ``(logits, aux_logits)`` in training.
 
   Returns:
-    The new state and the updated running sums.
+    The new state and the updated running sums (of the main head's loss).
   """
   # Shapes and dtypes at the boundary; checked once, when jit traces.
   chex.assert_rank(images, 4)
@@ -95,10 +114,14 @@ def train_step(state: TrainState, sums: Sums, images: jax.Array,
       logits = model.apply(_variables(state, params), x, train=True,
                            rngs={"dropout": dropout_key})
       batch_stats = state.batch_stats
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    return loss.mean(), (logits, batch_stats)
+    aux_loss = 0.0
+    if isinstance(logits, tuple):
+      logits, aux_logits = logits
+      aux_loss = cross_entropy(aux_logits, labels, label_smoothing).mean()
+    loss = cross_entropy(logits, labels, label_smoothing).mean()
+    return loss + aux_loss_weight * aux_loss, (loss, logits, batch_stats)
 
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(
+  (_, (loss, logits, batch_stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -239,8 +262,11 @@ def eval_batch(state: TrainState, sums: Sums, images: jax.Array,
   chex.assert_type([labels, true_labels], jnp.int32)
   chex.assert_equal_shape([labels, true_labels, valid])
   chex.assert_equal_shape_prefix([images, labels], 1)
-  logits = cast(jax.Array, model.apply(_variables(state, state.params),
-                                       preprocess(images), train=False))
+  out = model.apply(_variables(state, state.params), preprocess(images),
+                    train=False)
+  # A model with an auxiliary head returns (logits, aux_logits); evaluation
+  # uses the main head.
+  logits = cast(jax.Array, out[0] if isinstance(out, tuple) else out)
   weight = valid.astype(jnp.int32)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   prediction = jnp.argmax(logits, -1)
@@ -304,7 +330,9 @@ def compile_fns(model: nn.Module, tx: optax.GradientTransformation, *,
                 train_preprocess: TrainPreprocess,
                 eval_preprocess: EvalPreprocess, batch_size: int,
                 eval_batch_size: int,
-                mesh: jax.sharding.Mesh) -> dict[str, Callable[..., Any]]:
+                mesh: jax.sharding.Mesh, label_smoothing: float = 0.0,
+                aux_loss_weight: float = 0.0
+                ) -> dict[str, Callable[..., Any]]:
   """The jit-compiled functions of a run, with donated train state.
 
   Args:
@@ -315,6 +343,7 @@ def compile_fns(model: nn.Module, tx: optax.GradientTransformation, *,
     batch_size: global training batch size.
     eval_batch_size: global evaluation batch size.
     mesh: the one-axis ``("data",)`` device mesh.
+    label_smoothing, aux_loss_weight: the training loss (:func:`train_step`).
 
   Returns:
     A dict of jitted functions: ``epoch_order``, ``train_step`` (one step
@@ -328,7 +357,9 @@ def compile_fns(model: nn.Module, tx: optax.GradientTransformation, *,
   batch_sharding = jax.sharding.NamedSharding(
       mesh, jax.sharding.PartitionSpec("data"))
   step = functools.partial(train_step, model=model, tx=tx,
-                           preprocess=train_preprocess)
+                           preprocess=train_preprocess,
+                           label_smoothing=label_smoothing,
+                           aux_loss_weight=aux_loss_weight)
   evaluate = functools.partial(eval_batch, model=model,
                                preprocess=eval_preprocess)
   epoch = functools.partial(resident_epoch, batch_size=batch_size,

@@ -86,9 +86,11 @@ def _pipelines(config: ml_collections.ConfigDict, streamed: bool):
 
 def _model(config: ml_collections.ConfigDict, num_classes: int):
   """The model, with the config's dropout rate, dtype and BN momentum."""
-  kwargs = {}
+  kwargs: dict[str, Any] = {}
   if config.bn_momentum is not None:
     kwargs["bn_momentum"] = config.bn_momentum
+  if config.aux_loss_weight > 0:
+    kwargs["aux_logits"] = True
   try:
     return models.create(config.model, num_classes=num_classes,
                          dropout_rate=config.dropout_rate,
@@ -190,7 +192,7 @@ def _set_aside_earlier_results(config: ml_collections.ConfigDict,
     earlier = None
   if isinstance(earlier, dict) and isinstance(earlier.get("config"), dict):
     where = f"{workdir} (its checkpoints are gone, its summary.json remains)"
-    _check_resume(config, earlier["config"], where)
+    _check_resume(config, config_lib.complete(earlier["config"]), where)
     saved = earlier.get("data", {}).get("fingerprint")
     if saved is not None:
       _check_data(saved, fingerprint, where)
@@ -217,7 +219,8 @@ def _initial_or_restored(config, model, tx, init_key, input_shape, sharding,
                 config=config.to_dict(), data=fingerprint, records=[])
     return state, book
   state, book = restored
-  _check_resume(config, book["config"], checkpoints.directory)
+  _check_resume(config, config_lib.complete(book["config"]),
+                checkpoints.directory)
   _check_epochs(config, book, checkpoints.directory)
   _check_data(book["data"], fingerprint, checkpoints.directory)
   book["config"] = config.to_dict()
@@ -476,15 +479,18 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
   model = _model(config, train.num_classes)
   schedule = train_state.learning_rate_schedule(
       config_lib.learning_rate(config), config.lr_decay_factor,
-      steps_per_epoch, config.lr_decay_staircase)
+      steps_per_epoch, config.lr_decay_staircase, config.lr_decay_epochs)
   tx = train_state.optimizer(
       schedule, config.momentum, config.weight_decay,
-      models.weight_decay_mask(config.model, config.weight_decay_scope))
+      models.weight_decay_mask(config.model, config.weight_decay_scope),
+      kind=config.optimizer)
   train_pipeline, eval_pipeline = _pipelines(config, streamed)
   fns = steps.compile_fns(model, tx, train_preprocess=train_pipeline,
                           eval_preprocess=eval_pipeline,
                           batch_size=config.batch_size,
-                          eval_batch_size=config.eval_batch_size, mesh=mesh)
+                          eval_batch_size=config.eval_batch_size, mesh=mesh,
+                          label_smoothing=config.label_smoothing,
+                          aux_loss_weight=config.aux_loss_weight)
 
   if streamed:
     input_shape = (config.image_size, config.image_size, 3)
