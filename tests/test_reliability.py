@@ -495,7 +495,7 @@ def test_damaged_records_name_the_folder_to_delete(tiny):
   fix = f"delete {tiny.data_dir} and run again"
   with pytest.raises(DataError, match=fix):
     data._read_all(tiny, "train")
-  with pytest.raises(DataError, match=f"record 5 .*{fix}"):
+  with pytest.raises(DataError, match=rf"indices \[5\] .*{fix}"):
     stream.batch(np.asarray([5]), epoch=0, train=False)
 
 

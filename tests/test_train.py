@@ -481,3 +481,27 @@ def test_one_step_of_inception_v3_on_real_imagenette(tmp_path):
   assert final["train_examples"] == 16 and final["test_examples"] == 8
   assert np.isfinite(final["train_loss_running"])
   assert summary["corruption"]["randomization"] == "random_labels"
+
+
+@pytest.mark.real_data("imagenette")
+def test_streamed_resume_is_bit_exact(tmp_path):
+  """The streamed path with augmentation: 1 + 1 epochs equal 2 epochs."""
+  def config(epochs):
+    c = config_lib.base_config()
+    c.model, c.dataset, c.image_size = "mlp_1x512", "imagenette", 32
+    c.random_crop = True  # TF-slim's training augmentation
+    c.randomization = "random_labels"
+    c.train_examples, c.test_examples = 64, 32
+    c.batch_size, c.eval_batch_size = 16, 32
+    c.num_epochs, c.progress = epochs, "off"
+    c.lock()
+    return c
+
+  straight = str(tmp_path / "straight")
+  resumed = str(tmp_path / "resumed")
+  train.train_and_evaluate(config(2), straight)
+  train.train_and_evaluate(config(1), resumed)
+  train.train_and_evaluate(config(2), resumed)
+  assert_trees_equal(final_state(straight), final_state(resumed))
+  assert ([r["train_loss"] for r in read_metrics(straight)] ==
+          [r["train_loss"] for r in read_metrics(resumed)])

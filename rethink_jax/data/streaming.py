@@ -20,57 +20,13 @@ to [-1, 1] (:func:`rethink_jax.preprocessing.inception_scale`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 from typing import Any, Sequence
 
 import numpy as np
 
+from rethink_jax.data import inception_preprocessing
 from rethink_jax.data.dataset import DataError
-
-EVAL_CENTRAL_FRACTION = 0.875
-
-
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  pil = Image.fromarray(image)
-  return np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR))
-
-
-def central_crop_resize(image: np.ndarray, size: int,
-                        fraction: float = EVAL_CENTRAL_FRACTION) -> np.ndarray:
-  """TF-slim's evaluation crop: the central ``fraction`` box, resized."""
-  h, w = image.shape[:2]
-  ch, cw = max(1, int(round(h * fraction))), max(1, int(round(w * fraction)))
-  top, left = (h - ch) // 2, (w - cw) // 2
-  return _resize(image[top:top + ch, left:left + cw], size)
-
-
-def augment_image(image: np.ndarray, size: int,
-            rng: np.random.Generator) -> np.ndarray:
-  """Inception-style training augmentation of one uint8 image."""
-  h, w = image.shape[:2]
-  crop = None
-  for _ in range(10):
-    area = rng.uniform(0.08, 1.0) * h * w
-    ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
-    ch, cw = int(round(np.sqrt(area / ratio))), int(round(np.sqrt(area * ratio)))
-    if 0 < ch <= h and 0 < cw <= w:
-      top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-      crop = image[top:top + ch, left:left + cw]
-      break
-  if crop is None:
-    crop = image
-  x = _resize(crop, size).astype(np.float32)
-  if rng.random() < 0.5:
-    x = x[:, ::-1]
-  x = x + rng.uniform(-32.0, 32.0)  # brightness
-  mean = x.mean()
-  x = (x - mean) * rng.uniform(0.5, 1.5) + mean  # contrast
-  gray = x @ np.asarray([0.299, 0.587, 0.114], np.float32)
-  x = gray[..., None] + (x - gray[..., None]) * rng.uniform(0.5, 1.5)
-  return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
 
 class StreamingDataset:
   """A split read by index, optionally with randomized labels.
@@ -84,8 +40,7 @@ class StreamingDataset:
       first access for a randomized one, since it hashes every label).
   """
 
-  def __init__(self, source: Sequence[dict[str, Any]],
-               label_source: Sequence[dict[str, Any]], *, name: str,
+  def __init__(self, source: Sequence[dict[str, Any]], *, name: str,
                split: str, num_classes: int, image_size: int,
                label_map: np.ndarray | None = None,
                randomization: dict[str, Any] | None = None,
@@ -93,7 +48,6 @@ class StreamingDataset:
     if image_size < 1:
       raise DataError(f"image_size must be positive; got {image_size}.")
     self._source = source
-    self._label_source = label_source
     self._label_map = label_map
     self._randomization = randomization
     self._manifest: dict[str, Any] | None = None
@@ -116,8 +70,9 @@ class StreamingDataset:
       raise DataError(f"{tfds_builder.name} has no split {base!r}; its "
                       f"splits are {sorted(tfds_builder.info.splits)}.")
     try:
-      source = tfds_builder.as_data_source(split=split)
-      label_source = tfds_builder.as_data_source(
+      # Images stay JPEG bytes: one read per record gives image and label,
+      # and decoding happens in the batch preprocessing.
+      source = tfds_builder.as_data_source(
           split=split, decoders={"image": tfds.decode.SkipDecoding()})
     except Exception as e:  # pylint: disable=broad-except
       raise DataError(
@@ -135,7 +90,7 @@ class StreamingDataset:
     elif label_space not in ("native", "imagenet"):
       raise DataError(f"unknown label_space {label_space!r}; use 'native' "
                       f"or 'imagenet'.")
-    return cls(source, label_source, name=name, split=split,
+    return cls(source, name=name, split=split,
                num_classes=num_classes, image_size=image_size,
                label_map=label_map, location=os.fspath(tfds_builder.data_dir))
 
@@ -150,35 +105,50 @@ class StreamingDataset:
                       f"[{indices.min()}, {indices.max()}].")
     return indices
 
-  def true_labels(self, indices) -> np.ndarray:
-    """Original labels of the examples at ``indices`` (no image decoding)."""
-    indices = self._check_indices(indices)
-    labels = np.asarray([self._read(self._label_source, i)["label"]
-                         for i in indices], dtype=np.int32)
+  def _records(self, indices: np.ndarray) -> list[dict[str, Any]]:
+    """The records at ``indices``, read once each in one batched call; a
+    read error names the prepared files to delete."""
+    keys = indices.tolist()
+    try:
+      try:
+        return list(self._source.__getitems__(keys))  # type: ignore[attr-defined]
+      except (AttributeError, TypeError):  # a source without batched reads
+        return [self._source[i] for i in keys]
+    except Exception as e:  # pylint: disable=broad-except
+      raise DataError(
+          f"cannot read the records at indices {keys[:8]}"
+          f"{'...' if len(keys) > 8 else ''} of {self.name} "
+          f"split {self.split!r} from "
+          f"{self.location or 'its prepared files'}: "
+          f"{type(e).__name__}: {str(e)[:300]}. The prepared files are "
+          f"damaged; delete {self.location or 'them'} and run again to "
+          f"prepare them anew.") from e
+
+  def _labels_of(self, records: list[dict[str, Any]]) -> np.ndarray:
+    labels = np.asarray([r["label"] for r in records], dtype=np.int32)
     if self._label_map is not None:
       labels = self._label_map[labels]
     return labels
 
-  def _read(self, source, index: int) -> dict[str, Any]:
-    """Record ``index``; a read error names the prepared files to delete."""
-    try:
-      return source[index]
-    except Exception as e:  # pylint: disable=broad-except
-      raise DataError(
-          f"cannot read record {index} of {self.name} split {self.split!r} "
-          f"from {self.location or 'its prepared files'}: "
-          f"{type(e).__name__}: {str(e)[:300]}. The prepared files are "
-          f"damaged; delete {self.location or 'them'} and run again to "
-          f"prepare them anew.") from e
+  def true_labels(self, indices) -> np.ndarray:
+    """Original labels of the examples at ``indices`` (no image decoding)."""
+    indices = self._check_indices(indices)
+    out = [self._labels_of(self._records(indices[i:i + 4096]))
+           for i in range(0, indices.shape[0], 4096)]
+    return np.concatenate(out) if out else np.zeros((0,), np.int32)
 
   def all_true_labels(self) -> np.ndarray:
     if self._all_true_labels is None:
       self._all_true_labels = self.true_labels(np.arange(self.num_examples))
     return self._all_true_labels
 
-  def labels(self, indices) -> np.ndarray:
-    """Labels as trained: randomized by (seed, index) when requested."""
-    true = self.true_labels(indices)
+  def labels(self, indices, true: np.ndarray | None = None) -> np.ndarray:
+    """Labels as trained: randomized by (seed, index) when requested.
+
+    ``true``: the true labels at ``indices`` when already read.
+    """
+    if true is None:
+      true = self.true_labels(indices)
     r = self._randomization
     if r is None:
       return true
@@ -220,7 +190,7 @@ class StreamingDataset:
           f"one of {streamable} (image randomizations need the in-memory "
           f"path, rethink_jax.data.load).")
     other = StreamingDataset(
-        self._source, self._label_source, name=self.name, split=self.split,
+        self._source, name=self.name, split=self.split,
         num_classes=self.num_classes, image_size=self.image_size,
         label_map=self._label_map,
         randomization={"randomization": name, "seed": int(seed), "p": p},
@@ -251,35 +221,39 @@ class StreamingDataset:
       }
     return self._manifest
 
+  def _images_of(self, records: list[dict[str, Any]], indices: np.ndarray,
+                 *, epoch: int, train: bool, augment: bool,
+                 seed: int) -> np.ndarray:
+    images = [r["image"] for r in records]
+    if train and augment:
+      return inception_preprocessing.train_batch(
+          images, indices, size=self.image_size, seed=seed, epoch=epoch)
+    return inception_preprocessing.eval_batch(images, size=self.image_size)
+
   def images(self, indices, *, epoch: int = 0, train: bool = False,
              augment: bool = False, seed: int = 0) -> np.ndarray:
-    """Decoded, cropped and resized uint8 images ``(B, S, S, 3)``."""
+    """Decoded, cropped and resized uint8 images ``(B, S, S, 3)``: TF-slim's
+    Inception training augmentation (``train and augment``, a function of
+    (seed, epoch, index)) or its evaluation crop
+    (:mod:`rethink_jax.data.inception_preprocessing`)."""
     indices = self._check_indices(indices)
-    size = self.image_size
-
-    def one(index):
-      image = np.asarray(self._read(self._source, index)["image"])
-      if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-      if train and augment:
-        rng = np.random.default_rng([int(seed), int(epoch), int(index)])
-        return augment_image(image, size, rng)
-      return central_crop_resize(image, size)
-
-    workers = min(8, os.cpu_count() or 1)
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-      out = list(pool.map(one, indices.tolist()))
-    return np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)
+    return self._images_of(self._records(indices), indices, epoch=epoch,
+                           train=train, augment=augment, seed=seed)
 
   def batch(self, indices, *, epoch: int, train: bool, augment: bool = False,
             seed: int = 0) -> dict[str, np.ndarray]:
-    """One batch: uint8 images, labels as trained, and the true labels."""
+    """One batch: uint8 images, labels as trained, and the true labels.
+
+    Each record is read once, in one batched read.
+    """
     indices = self._check_indices(indices)
+    records = self._records(indices)
+    true = self._labels_of(records)
     return {
-        "images": self.images(indices, epoch=epoch, train=train,
-                              augment=augment, seed=seed),
-        "labels": self.labels(indices),
-        "true_labels": self.true_labels(indices),
+        "images": self._images_of(records, indices, epoch=epoch,
+                                  train=train, augment=augment, seed=seed),
+        "labels": self.labels(indices, true),
+        "true_labels": true,
     }
 
 
