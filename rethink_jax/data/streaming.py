@@ -204,8 +204,8 @@ class StreamingDataset:
       return None
     if self._manifest is None:
       from rethink_jax import corruption  # pylint: disable=g-import-not-at-top
-      true = self.all_true_labels()
-      labels = self.labels(np.arange(self.num_examples))
+      true = self.all_true_labels()  # one pass over the records, cached
+      labels = self.labels(np.arange(self.num_examples), true)
       changed = int(np.sum(labels != true))
       self._manifest = {
           **self._randomization,
