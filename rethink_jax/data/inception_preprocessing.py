@@ -111,8 +111,13 @@ def example_fn(size: int, train: bool, encoded: bool = True):
 
   def one(image, seed):
     seeds = tf.random.experimental.stateless_split(seed, num=8)
+    def decode():  # any format tf.io.decode_image reads (PNG, GIF, BMP)
+      return tf.io.decode_image(image, channels=3, expand_animations=False)
+
     if encoded:
-      shape = tf.image.extract_jpeg_shape(image)
+      is_jpeg = tf.io.is_jpeg(image)
+      shape = tf.cond(is_jpeg, lambda: tf.image.extract_jpeg_shape(image),
+                      lambda: tf.shape(decode()))
     else:
       shape = tf.shape(image)
     if train:
@@ -123,7 +128,10 @@ def example_fn(size: int, train: bool, encoded: bool = True):
           max_attempts=_MAX_ATTEMPTS, use_image_if_no_bounding_boxes=True)
       if encoded:
         window = tf.stack([begin[0], begin[1], crop[0], crop[1]])
-        pixels = tf.image.decode_and_crop_jpeg(image, window, channels=3)
+        pixels = tf.cond(
+            is_jpeg,
+            lambda: tf.image.decode_and_crop_jpeg(image, window, channels=3),
+            lambda: tf.slice(decode(), begin, crop))
       else:
         pixels = tf.slice(image, begin, crop)
       x = tf.image.convert_image_dtype(pixels, tf.float32)
@@ -133,7 +141,7 @@ def example_fn(size: int, train: bool, encoded: bool = True):
       ordering = tf.random.stateless_uniform([], seeds[7], 0, 4, tf.int32)
       x = _distort_color(tf, x, ordering, seeds)
     else:
-      pixels = (tf.io.decode_jpeg(image, channels=3) if encoded else image)
+      pixels = decode() if encoded else image
       x = tf.image.convert_image_dtype(pixels, tf.float32)
       x = tf.image.central_crop(x, EVAL_CENTRAL_FRACTION)
       x = tf.image.resize(x, [size, size], method="bilinear")

@@ -21,12 +21,83 @@ to [-1, 1] (:func:`rethink_jax.preprocessing.inception_scale`).
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any, Sequence
 
 import numpy as np
 
 from rethink_jax.data import inception_preprocessing
 from rethink_jax.data.dataset import DataError
+
+class TFRecordSource:
+  """Random access to a split prepared as TFRecord (tfds' default format).
+
+  ``tfds.data_source`` reads only ArrayRecord; a TFRecord-prepared split
+  (an ``imagenet2012`` prepared before, say) is indexed instead: the record
+  boundaries of its files are found from the 12-byte record headers (no
+  data is read), and a batch of records is read by seeking and parsed in
+  one ``tf.io.parse_example`` call. The order is that of the split's file
+  instructions (``DatasetInfo.splits[split].file_instructions``, which also
+  resolves sub-splits such as ``train[:1000]``).
+  """
+
+  def __init__(self, tfds_builder, split: str):
+    self._files: list[str] = []
+    positions: list[tuple[int, int, int]] = []
+    for instruction in tfds_builder.info.splits[split].file_instructions:
+      records = _tfrecord_offsets(instruction.filename)
+      start = instruction.skip
+      stop = (len(records) if instruction.take in (None, -1) else
+              start + instruction.take)
+      file_index = len(self._files)
+      self._files.append(instruction.filename)
+      positions += [(file_index, offset, length)
+                    for offset, length in records[start:stop]]
+    self._positions = positions
+
+  def __len__(self) -> int:
+    return len(self._positions)
+
+  def __getitems__(self, keys: Sequence[int]) -> list[dict[str, Any]]:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    serialized: list[bytes] = [b""] * len(keys)
+    by_file: dict[int, list[int]] = {}
+    for slot, key in enumerate(keys):
+      by_file.setdefault(self._positions[key][0], []).append(slot)
+    for file_index, slots in by_file.items():
+      with open(self._files[file_index], "rb") as f:
+        for slot in slots:
+          _, offset, length = self._positions[keys[slot]]
+          f.seek(offset)
+          serialized[slot] = f.read(length)
+    parsed = tf.io.parse_example(serialized, {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64)})
+    images, labels = parsed["image"].numpy(), parsed["label"].numpy()
+    return [{"image": images[i], "label": int(labels[i])}
+            for i in range(len(keys))]
+
+  def __getitem__(self, key: int) -> dict[str, Any]:
+    return self.__getitems__([key])[0]
+
+
+def _tfrecord_offsets(path: str) -> list[tuple[int, int]]:
+  """(data offset, data length) of every record of a TFRecord file."""
+  out = []
+  size = os.path.getsize(path)
+  with open(path, "rb") as f:
+    position = 0
+    while position < size:
+      f.seek(position)
+      header = f.read(12)  # uint64 length, uint32 masked CRC of the length
+      if len(header) < 12:
+        raise DataError(f"{path} ends inside a record header; the file is "
+                        f"damaged.")
+      (length,) = struct.unpack("<Q", header[:8])
+      out.append((position + 12, length))
+      position += 12 + length + 4  # data, then its uint32 masked CRC
+  return out
+
 
 class StreamingDataset:
   """A split read by index, optionally with randomized labels.
@@ -63,24 +134,29 @@ class StreamingDataset:
   def from_builder(cls, tfds_builder, split: str, *, name: str,
                    image_size: int, label_space: str = "native"
                    ) -> "StreamingDataset":
-    """Opens a prepared tfds builder's split as ArrayRecord data sources."""
+    """Opens a prepared tfds builder's split for reading by index: an
+    ArrayRecord split through ``tfds.data_source``, a TFRecord one through
+    :class:`TFRecordSource`."""
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     base = split.split("[")[0]
     if tfds_builder.info.splits and base not in tfds_builder.info.splits:
       raise DataError(f"{tfds_builder.name} has no split {base!r}; its "
                       f"splits are {sorted(tfds_builder.info.splits)}.")
     try:
-      # Images stay JPEG bytes: one read per record gives image and label,
-      # and decoding happens in the batch preprocessing.
-      source = tfds_builder.as_data_source(
-          split=split, decoders={"image": tfds.decode.SkipDecoding()})
+      if tfds_builder.info.file_format == tfds.core.FileFormat.TFRECORD:
+        source: Any = TFRecordSource(tfds_builder, split)
+      else:
+        # Images stay JPEG bytes: one read per record gives image and label,
+        # and decoding happens in the batch preprocessing.
+        source = tfds_builder.as_data_source(
+            split=split, decoders={"image": tfds.decode.SkipDecoding()})
     except Exception as e:  # pylint: disable=broad-except
       raise DataError(
           f"cannot open {tfds_builder.name} in {tfds_builder.data_dir} for "
           f"random access ({type(e).__name__}: {e}). Streaming reads "
-          f"ArrayRecord files: prepare it again with download_and_prepare("
-          f"file_format='array_record') (rethink_jax.data.builder does "
-          f"this).") from e
+          f"ArrayRecord or TFRecord files; prepare it again with "
+          f"download_and_prepare(file_format='array_record') "
+          f"(rethink_jax.data.builder does this).") from e
     label_feature = tfds_builder.info.features["label"]
     num_classes = label_feature.num_classes
     label_map = None
