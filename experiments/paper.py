@@ -51,10 +51,11 @@ def main(argv: list[str]) -> None:
   try:
     entries = suite.entries(names, args.scale, args.seeds)
     models = [m for m in args.models.split(",") if m]
-    unknown = sorted(set(models) - set(suite.CPU_SCALE))
+    declared = sorted({e.config.model for e in entries})
+    unknown = sorted(set(models) - set(declared))
     if unknown:
       raise ValueError(f"unknown models {unknown}; choose from "
-                       f"{sorted(suite.CPU_SCALE)}.")
+                       f"{declared}.")
     if models:
       entries = [e for e in entries if e.config.model in models]
     shard = sweep.parse_shard(args.shard)

@@ -89,6 +89,32 @@ def _table4(rows) -> list[str]:
   return lines
 
 
+def _switches(row) -> str:
+  on = [name.replace("_", " ") for name in
+        ("data_aug", "dropout", "weight_decay") if row[name]]
+  return ", ".join(on) or "none"
+
+
+def _table2(rows) -> list[str]:
+  lines = ["| labels | regularizers | paper train top-1 / top-5 | paper test "
+           "top-1 / top-5 (best) | train top-1 / top-5 (%) | test top-1 / "
+           "top-5 (%) | best test top-1 (%) | n train | epochs (cap) | min |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    p = r["paper"]
+    best = (f" ({_fmt(p['best_test_top1'])})"
+            if p["best_test_top1"] is not None else "")
+    lines.append(
+        f"| {'random' if r['random_labels'] else 'true'} | {_switches(r)} | "
+        f"{_fmt(p['train_top1'])} / {_fmt(p['train_top5'])} | "
+        f"{_fmt(p['test_top1'])} / {_fmt(p['test_top5'])}{best} | "
+        f"{_measured(r, 'train_top1')} / {_measured(r, 'train_top5')} | "
+        f"{_measured(r, 'test_top1')} / {_measured(r, 'test_top5')} | "
+        f"{_measured(r, 'best_test_top1')} | {r['train_examples']} | "
+        f"{_epochs(r)} | {_minutes(r)} |")
+  return lines
+
+
 def _figure_rows(rows, columns) -> list[str]:
   keys = [k for k, _ in columns]
   lines = ["| " + " | ".join(title for _, title in columns) + " |",
@@ -104,6 +130,8 @@ def _figure_rows(rows, columns) -> list[str]:
         value = _fmt(r["p"], 1)
       elif key == "n":
         value = str(r["train_examples"])
+      elif key == "regularizers":
+        value = _switches(r)
       elif key == "epochs":
         value = _epochs(r)
       else:
@@ -188,6 +216,29 @@ def _figure2b_plot(scale, root, figures, plt, meta, paths):
   plt.close(fig)
 
 
+def _figure2a_plot(scale, root, figures, plt, meta, paths):
+  series = report.figure_series(scale, root, "figure2a")
+  fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 3.6),
+                           sharey=True, squeeze=False)
+  for ax, (row, records) in zip(axes[0], series):
+    if records:
+      steps = [r["step"] for r in records]
+      for key, label in (("train_accuracy", "train top-1"),
+                         ("test_accuracy", "test top-1"),
+                         ("test_top5_accuracy", "test top-5")):
+        ax.plot(steps, [100 * r[key] for r in records], label=label)
+      ax.plot(steps, [100 * r["cumulative_best_test_accuracy"]
+                      for r in records], "--", label="best test top-1")
+    ax.set(xlabel="training steps", title=_switches(row))
+    _legend(ax)
+  axes[0][0].set_ylabel("accuracy (%)")
+  fig.suptitle(f"Figure 2a, Inception V3 ({scale} scale)")
+  paths["figure2a"] = os.path.join(figures, f"figure2a_{scale}.png")
+  fig.tight_layout()
+  fig.savefig(paths["figure2a"], dpi=110, metadata=meta)
+  plt.close(fig)
+
+
 def _scale_text(scale) -> list[str]:
   if scale == "paper":
     return ["Scale `paper`: the full CIFAR-10 splits, the Section 3 "
@@ -206,6 +257,11 @@ def _scale_text(scale) -> list[str]:
   for model, size in suite.CPU_SCALE.items():
     lines.append(f"| {MODEL_NAMES[model]} | {size.train_examples} | "
                  f"{size.test_examples} | {size.num_epochs} |")
+  size = suite.CPU_IMAGENET_SCALE
+  lines.append(f"| Inception V3 ({suite.CPU_IMAGENET_DATASET}, "
+               f"{suite.CPU_IMAGENET_SIZE}x{suite.CPU_IMAGENET_SIZE}) | "
+               f"{size.train_examples} | {size.test_examples} | "
+               f"{size.num_epochs} |")
   return lines
 
 
@@ -218,7 +274,7 @@ def _readme_block(scale, rows) -> None:
            "|---|---|---|---|---|"]
   names = {"table1": "Table 1", "figure1a": "Figure 1a",
            "figure1b": "Figures 1b, 1c", "figure2b": "Figure 2b",
-           "table4": "Table 4"}
+           "table4": "Table 4", "table2": "Table 2", "figure2a": "Figure 2a"}
   for key, title in names.items():
     done = sum(r["status"] == "done" for r in rows[key])
     minutes = sum(r["seconds"] for r in rows[key]
@@ -254,6 +310,7 @@ def main(argv: list[str]) -> None:
   paths, plt, meta = _plots(args.scale, root, figures)
   _p_plots(args.scale, rows, figures, plt, meta, paths)
   _figure2b_plot(args.scale, root, figures, plt, meta, paths)
+  _figure2a_plot(args.scale, root, figures, plt, meta, paths)
 
   # One list of rows per experiment; each row names its scale, so the rows
   # of the other scale are kept as they were.
@@ -271,7 +328,7 @@ def main(argv: list[str]) -> None:
   command = f"python experiments/paper.py --scale={args.scale}"
   rel = lambda p: os.path.relpath(p, os.path.join(REPO, "docs"))  # noqa: E731
   lines = [
-      "# Reproduction of the paper's CIFAR-10 experiments",
+      "# Reproduction of the paper's experiments",
       "",
       f"Written by `python experiments/report.py --scale={args.scale}` from "
       f"the runs in `results/runs/{args.scale}/` (each run's `summary.json` "
@@ -313,6 +370,27 @@ def main(argv: list[str]) -> None:
           ("epochs", "epochs (cap)")]), "",
       "## Table 4: random labels with an explicit regularizer", "",
       *_table4(rows["table4"]), "",
+      "## Table 2: Inception V3, true and random labels, with and without "
+      "regularizers", "",
+      ("Paper: ImageNet (ILSVRC 2012), 299x299. Here at the cpu scale: "
+       "Imagenette (10 ImageNet classes; ImageNet is not available), "
+       f"{suite.CPU_IMAGENET_SIZE}x{suite.CPU_IMAGENET_SIZE}, a "
+       f"{suite.CPU_IMAGENET_SCALE.train_examples}-image subset, the "
+       "Inception V3 reference protocol (`docs/imagenet.md`): the numbers "
+       "are not comparable with the paper's in level, only in pattern."
+       if args.scale == "cpu" else
+       "ImageNet (ILSVRC 2012), 299x299, the Inception V3 reference "
+       "protocol (`docs/imagenet.md`)."), "",
+      *_table2(rows["table2"]), "",
+      "## Figure 2a: Inception V3's accuracy with and without regularizers",
+      "",
+      f"![Figure 2a]({rel(paths['figure2a'])})", "",
+      f"Paper: {report.FIGURE_READINGS['figure2a']}", "",
+      *_figure_rows(rows["figure2a"], [
+          ("regularizers", "regularizers"),
+          ("final_test_accuracy", "final test top-1 (%)"),
+          ("best_test_accuracy", "best test top-1 (%)"),
+          ("epochs", "epochs (cap)")]), "",
   ]
   with open(os.path.join(REPO, "docs", "reproduction.md"), "w") as f:
     f.write("\n".join(lines))

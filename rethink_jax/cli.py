@@ -29,6 +29,8 @@ process's global ``absl.flags.FLAGS``, and a script with its own
 from __future__ import annotations
 
 import json
+import logging as std_logging
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -101,12 +103,22 @@ def _parse(fv: flags.FlagValues, argv: list[str]) -> int | None:
   return None
 
 
+def _ours_or_warning(record: std_logging.LogRecord) -> bool:
+  """Keeps this package's INFO lines and everyone's warnings; drops the
+  INFO chatter of libraries (Orbax logs several lines per checkpoint)."""
+  return (record.levelno >= std_logging.WARNING or
+          f"{os.sep}rethink_jax{os.sep}" in record.pathname)
+
+
 def _start_logging() -> None:
   """absl INFO lines on stderr (one per epoch), timestamped."""
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()  # absl warns when logging before parsing.
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
+  handler = logging.get_absl_handler()
+  if _ours_or_warning not in handler.filters:
+    handler.addFilter(_ours_or_warning)
 
 
 def train_command(argv: list[str]) -> int:
@@ -176,13 +188,15 @@ def run_script(main_fn: Callable[[list[str]], Any]) -> None:
 
   :func:`rethink_jax.configure_xla_cpu` first, then ``absl.app.run``: the
   script's absl flags (defined in the script, its own entry point), ``--help``
-  and absl INFO logging on stderr. ``main_fn``'s return value is ignored.
+  and absl INFO logging on stderr (this package's lines, everyone's
+  warnings). ``main_fn``'s return value is ignored.
   """
   rethink_jax.configure_xla_cpu()
 
   def _main(argv: list[str]) -> None:
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    _start_logging()
     main_fn(argv)
 
   app.run(_main)
