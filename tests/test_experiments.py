@@ -35,9 +35,12 @@ def test_shared_runs_are_declared_once():
       model="alexnet", random_crop=False, weight_decay=False,
       random_labels=False, seed=0).items()))]
   # 19 Table 1 rows + 3 Figure 1a curves + 12 new Figure 1b/c points + 6
-  # Table 4 rows (Figure 2b is two Table 1 rows).
-  assert len(entries) == 19 + 5 + 18 + 2 + 6
-  assert len(sweep.unique(e.config for e in entries)) == 40
+  # Table 4 rows (Figure 2b is two Table 1 rows) + 7 Table 2 rows (Figure 2a
+  # is four of them).
+  assert len(entries) == 19 + 5 + 18 + 2 + 6 + 7 + 4
+  assert len(sweep.unique(e.config for e in entries)) == 40 + 7
+  assert {names["figure2a"][k] for k in names["figure2a"]} <= set(
+      names["table2"].values())
   assert len(suite.entries(["table1"], "cpu", seeds=3)) == 3 * len(
       paper.TABLE1)
 
