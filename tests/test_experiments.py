@@ -87,7 +87,14 @@ def test_scales_follow_the_protocol():
   alexnet_wd = suite.table4("cpu")[1].config
   assert alexnet_wd.model == "alexnet" and alexnet_wd.weight_decay == 0.004
   for e in suite.entries([], "cpu"):
-    assert e.config.learning_rate is None  # The paper's rate per model.
+    if e.config.model == "inception_v3":  # batch 32 on one host, probed
+      assert e.config.learning_rate == suite.CPU_IMAGENET_LEARNING_RATE
+    else:
+      assert e.config.learning_rate is None  # The paper's rate per model.
+  for e in suite.entries(["table2"], "paper"):
+    assert (e.config.dataset, e.config.image_size) == ("imagenet2012", 299)
+    assert e.config.learning_rate is None
+    config_lib.validate(e.config)
 
 
 def tiny_configs(epochs=2):
