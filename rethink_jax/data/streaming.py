@@ -143,13 +143,15 @@ class StreamingDataset:
       raise DataError(f"{tfds_builder.name} has no split {base!r}; its "
                       f"splits are {sorted(tfds_builder.info.splits)}.")
     try:
-      if tfds_builder.info.file_format == tfds.core.FileFormat.TFRECORD:
-        source: Any = TFRecordSource(tfds_builder, split)
-      else:
-        # Images stay JPEG bytes: one read per record gives image and label,
-        # and decoding happens in the batch preprocessing.
-        source = tfds_builder.as_data_source(
+      # Images stay JPEG bytes: one read per record gives image and label,
+      # and decoding happens in the batch preprocessing.
+      try:
+        source: Any = tfds_builder.as_data_source(
             split=split, decoders={"image": tfds.decode.SkipDecoding()})
+      except NotImplementedError:  # TFRecord: tfds has no random access
+        if tfds_builder.info.file_format != tfds.core.FileFormat.TFRECORD:
+          raise
+        source = TFRecordSource(tfds_builder, split)
     except Exception as e:  # pylint: disable=broad-except
       raise DataError(
           f"cannot open {tfds_builder.name} in {tfds_builder.data_dir} for "
