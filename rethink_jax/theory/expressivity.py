@@ -348,3 +348,169 @@ def _abs_row_sums(x: np.ndarray, b: np.ndarray, abs_w: np.ndarray,
     out[s:s + block] = np.maximum(x[s:s + block, None] - b[None, :],
                                   0.0) @ abs_w
   return out
+
+
+class DeepReLU(nn.Module):
+  """A plain ReLU network: ``Dense -> ReLU`` per hidden layer, linear output.
+
+  The depth-k networks of :func:`fit_deep` are this module with explicit
+  weights; nothing in it is specific to the construction.
+
+  Attributes:
+    widths: hidden-layer widths (``depth - 1`` of them).
+    param_dtype: dtype of the parameters.
+  """
+
+  widths: tuple[int, ...]
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for width in self.widths:
+      x = nn.relu(nn.Dense(width, param_dtype=self.param_dtype,
+                           dtype=self.param_dtype)(x))
+    return nn.Dense(1, param_dtype=self.param_dtype,
+                    dtype=self.param_dtype)(x)[..., 0]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepInterpolant:
+  """A depth-k ReLU network that interpolates a sample (Section 4 remark).
+
+  Attributes:
+    module: the :class:`DeepReLU`.
+    params: its Flax parameters (float64 numpy arrays).
+    depth: number of weight layers (``depth - 1`` hidden layers); depth 2 is
+      Theorem 1's network.
+    widths: hidden-layer widths.
+    num_weights: distinct weights of the construction, counted as Theorem 1
+      counts ``2n + d`` (the shared projection ``a`` once, every other
+      nonzero weight and bias once).
+    num_dense_parameters: parameters of the dense layers that hold it (most
+      are structural zeros).
+    two_layer: the Theorem 1 network it is built from; both compute the
+      same function of ``x`` everywhere.
+    max_abs_error: ``max_i |net(z_i) - y_i|`` in float64.
+  """
+
+  module: DeepReLU
+  params: dict
+  depth: int
+  widths: tuple[int, ...]
+  num_weights: int
+  num_dense_parameters: int
+  two_layer: TwoLayerInterpolant
+  max_abs_error: float
+
+  def __call__(self, points, *, batch_size: int = 1024) -> np.ndarray:
+    """The network's outputs in float64."""
+    return _evaluate(self.module, self.params, points, batch_size)
+
+
+def fit_deep(points, targets, depth: int, **two_layer_options
+             ) -> DeepInterpolant:
+  """A depth-``depth`` ReLU network of width about ``n / (depth - 1)``.
+
+  The paper (Section 4) remarks that Theorem 1 extends to depth k with width
+  O(n / k). Construction used here, exact for every input ``x``: take
+  Theorem 1's ``c(x) = sum_j w_j relu(z - b_j)``, ``z = <a, x>``
+  (:func:`fit_two_layer`), split its n hidden units, in order, into
+  ``depth - 1`` blocks and give hidden layer ``l`` the units of block ``l``.
+  Three more units per layer pass on what later layers need:
+
+  * a carry ``t = relu(z - b_1)``, forwarded by ``relu(t) = t``; block
+    ``l``'s units are ``relu(t - (b_j - b_1))``, equal to ``relu(z - b_j)``
+    for every ``z`` (both vanish when ``z < b_1 <= b_j``);
+  * the partial sum ``s`` of the finished blocks' terms as
+    ``s+ = relu(s)`` and ``s- = relu(-s)`` (``s = s+ - s-``).
+
+  The output layer adds ``s+ - s-`` and the last block's terms. Hidden widths
+  are ``|B_1| + 1``, ``|B_l| + 3``, ..., ``|B_last|``; the number of
+  weights is about ``4n + d``, O(n + d) as the paper states.
+
+  Args:
+    points: ``(n, d)`` distinct sample points.
+    targets: ``(n,)`` real targets.
+    depth: weight layers, >= 2 (2 gives Theorem 1's network).
+    **two_layer_options: passed to :func:`fit_two_layer` (``key``,
+      ``bias_fraction``, ...).
+
+  Returns:
+    A :class:`DeepInterpolant`.
+  """
+  if depth < 2:
+    raise ValueError(f"depth must be >= 2 (2 is Theorem 1's network); got "
+                     f"{depth}.")
+  two = fit_two_layer(points, targets, **two_layer_options)
+  a = np.asarray(two.params["a"])
+  b = np.asarray(two.params["b"])
+  w = np.asarray(two.params["w"])
+  n, d = b.shape[0], a.shape[0]
+  if depth - 1 > n:
+    raise ValueError(f"depth - 1 = {depth - 1} hidden layers need at least "
+                     f"as many points; got n = {n}.")
+  blocks = np.array_split(np.arange(n), depth - 1)
+  last = len(blocks) - 1
+  layers = []  # (kernel, bias) per Dense layer, float64.
+  counted = d  # The shared projection a, counted once (as in 2n + d).
+  # Hidden layer 1: block 1 from z, and the carry t (unless it is the last).
+  first = blocks[0]
+  carry = last > 0
+  width = len(first) + carry
+  kernel = np.zeros((d, width))
+  kernel[:, :len(first)] = a[:, None]
+  bias = np.zeros(width)
+  bias[:len(first)] = -b[first]
+  if carry:
+    kernel[:, -1] = a
+    bias[-1] = -b[0]
+  counted += width  # One bias per unit.
+  layers.append((kernel, bias))
+  previous = first  # Block whose terms the next layer sums.
+  for l in range(1, last + 1):
+    block = blocks[l]
+    has_sum = l > 1  # s+ and s- exist in the previous layer.
+    in_width = len(previous) + 1 + 2 * has_sum  # block, t, [s+, s-]
+    t_in = len(previous)
+    out_carry = l < last
+    width = len(block) + out_carry + 2
+    kernel = np.zeros((in_width, width))
+    bias = np.zeros(width)
+    kernel[t_in, :len(block)] = 1.0
+    bias[:len(block)] = -(b[block] - b[0])
+    counted += 2 * len(block)
+    if out_carry:
+      kernel[t_in, len(block)] = 1.0
+      counted += 1
+    for sign, column in ((1.0, width - 2), (-1.0, width - 1)):
+      kernel[:len(previous), column] = sign * w[previous]
+      counted += len(previous)
+      if has_sum:
+        kernel[t_in + 1, column] = sign
+        kernel[t_in + 2, column] = -sign
+        counted += 2
+    layers.append((kernel, bias))
+    previous = block
+  # Output: the last block's terms plus s+ - s- (the last hidden layer has
+  # no carry: its units are [block, s+, s-]).
+  has_sum = last > 0
+  kernel = np.zeros((len(previous) + 2 * has_sum, 1))
+  kernel[:len(previous), 0] = w[previous]
+  counted += len(previous)
+  if has_sum:
+    kernel[len(previous):, 0] = (1.0, -1.0)
+    counted += 2
+  layers.append((kernel, np.zeros(1)))
+
+  widths = tuple(k.shape[1] for k, _ in layers[:-1])
+  module = DeepReLU(widths=widths, param_dtype=jnp.float64)
+  params = {f"Dense_{i}": {"kernel": k, "bias": v}
+            for i, (k, v) in enumerate(layers)}
+  interpolant = DeepInterpolant(
+      module=module, params=params, depth=depth, widths=widths,
+      num_weights=counted,
+      num_dense_parameters=sum(k.size + v.size for k, v in layers),
+      two_layer=two, max_abs_error=0.0)
+  outputs = interpolant(points)
+  return dataclasses.replace(interpolant, max_abs_error=float(
+      np.max(np.abs(outputs - np.asarray(targets, np.float64)))))

@@ -32,6 +32,10 @@ OpenBLAS; 32-bit index arithmetic (60,000^2 > 2^31) is the likely cause.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import pathlib
+import shutil
 import time
 from typing import Callable
 
@@ -486,15 +490,77 @@ def kernel_interpolate(points, targets, gamma: float, *, ridge: float = 0.0,
                      f"{residuals!r}.")
   n = points.shape[0]
   dtype = np.dtype(dtype)
+
+  def make_matrix():
+    matrix = rbf_kernel(points, gamma=gamma, block_size=block_size,
+                        dtype=dtype)
+    say(f"kernel {n}x{n} {dtype} ({matrix.nbytes / 2**30:.2f} GiB)")
+    return matrix
+
+  exact = (_recomputed_matmul(points, gamma, 1.0 + ridge, block_size)
+           if residuals == "recomputed" else None)
+  alpha, train_scores, report = solve_kernel_matrix(
+      make_matrix, targets, ridge=ridge,
+      preconditioner_shift=preconditioner_shift, tile=tile, tol=tol,
+      max_iterations=max_iterations, block_size=block_size,
+      exact_matmul=exact, log=log)
+  return KernelInterpolant(
+      train_points=points, alpha=alpha, gamma=float(gamma),
+      ridge=float(ridge), train_scores=train_scores,
+      rkhs_norm_squared=np.sum(alpha * train_scores, axis=0), report=report)
+
+
+def solve_kernel_matrix(make_matrix: Callable[[], np.ndarray], targets, *,
+                        ridge: float = 0.0, preconditioner_shift: float = 0.0,
+                        tile: int = 2048, tol: float = 1e-9,
+                        max_iterations: int = 50, block_size: int = 1024,
+                        exact_matmul=None,
+                        log: Callable[[str], None] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, SolveReport]:
+  """Solves ``(K + ridge I) alpha = Y`` for a kernel with unit diagonal.
+
+  The solver of :func:`kernel_interpolate`, for any matrix with ones on the
+  diagonal (a Gaussian kernel on pixels or on features): ``make_matrix()``
+  returns a fresh C-contiguous ``(n, n)`` float32 or float64 matrix (both
+  triangles); it is Cholesky-factored in place and the factor preconditions
+  conjugate gradients with float64 residuals. If the factorization fails
+  (the matrix is not numerically positive definite in its dtype),
+  ``make_matrix`` is called again and the preconditioner's shift raised
+  (to 1e-6, then x10, three times).
+
+  Args:
+    make_matrix: returns the kernel matrix (it is overwritten).
+    targets: ``(n, k)`` targets.
+    ridge: lambda >= 0.
+    preconditioner_shift: delta added to the factored matrix only.
+    tile: column block of the tiled Cholesky.
+    tol: relative max-abs residual at which CG stops.
+    max_iterations: maximum CG iterations.
+    block_size: rows per block of the stored-matrix products.
+    exact_matmul: optional ``V -> (K + ridge I) V`` in float64 used by CG
+      instead of the stored matrix (``residuals="recomputed"``).
+    log: optional callable receiving progress lines.
+
+  Returns:
+    ``(alpha, K alpha, report)``.
+  """
+  say = log or (lambda _: None)
+  targets = np.asarray(targets, np.float64)
+  if targets.ndim == 1:
+    targets = targets[:, None]
+  if ridge < 0:
+    raise ValueError(f"ridge must be >= 0; got {ridge}.")
   shift = float(preconditioner_shift)
   kernel_seconds = factor_seconds = 0.0
   for attempt in range(4):
     start = time.perf_counter()
-    stored = rbf_kernel(points, gamma=gamma, block_size=block_size,
-                        dtype=dtype)
+    stored = make_matrix()
     kernel_seconds += time.perf_counter() - start
-    say(f"kernel {n}x{n} {dtype} ({stored.nbytes / 2**30:.2f} GiB) in "
-        f"{kernel_seconds:.1f} s")
+    n = stored.shape[0]
+    if targets.shape[0] != n:
+      raise ValueError(f"targets have {targets.shape[0]} rows for a {n}x{n} "
+                       f"kernel matrix.")
+    dtype = stored.dtype
     if ridge + shift:
       stored[np.diag_indices(n)] += dtype.type(ridge + shift)
     start = time.perf_counter()
@@ -507,19 +573,17 @@ def kernel_interpolate(points, targets, gamma: float, *, ridge: float = 0.0,
       shift = max(10 * shift, 1e-6)
       say(f"Cholesky failed in {dtype}; retrying the preconditioner with "
           f"shift {shift:g}")
-      del stored  # Frees the failed factor before recomputing.
+      del stored  # Frees the failed factor before making the matrix again.
       continue
     factor_seconds += time.perf_counter() - start
     break
-  say(f"in-place Cholesky in {factor_seconds:.1f} s")
+  say(f"in-place Cholesky of {n}x{n} {dtype} in {factor_seconds:.1f} s")
 
   def precondition(residual: np.ndarray) -> np.ndarray:
     return cholesky_solve(stored, residual, tile=tile).astype(np.float64)
 
-  if residuals == "stored":
-    matmul = _stored_matmul(stored, 1.0 + ridge, block_size)
-  else:
-    matmul = _recomputed_matmul(points, gamma, 1.0 + ridge, block_size)
+  matmul = exact_matmul or _stored_matmul(stored, 1.0 + ridge, block_size)
+  residuals = "recomputed" if exact_matmul else "stored"
   start = time.perf_counter()
   alpha, product, history, converged = _preconditioned_cg(
       matmul, precondition, targets, precondition(targets), tol=tol,
@@ -527,7 +591,6 @@ def kernel_interpolate(points, targets, gamma: float, *, ridge: float = 0.0,
   refine_seconds = time.perf_counter() - start
   say(f"CG refinement ({residuals} residuals): {len(history) - 1} "
       f"iterations in {refine_seconds:.1f} s, residual history {history}")
-  train_scores = product - ridge * alpha
   report = SolveReport(
       num_points=n, num_outputs=targets.shape[1], dtype=dtype.name,
       ridge=float(ridge), residuals=residuals,
@@ -536,10 +599,7 @@ def kernel_interpolate(points, targets, gamma: float, *, ridge: float = 0.0,
       factor_seconds=factor_seconds, refine_seconds=refine_seconds,
       refine_iterations=len(history) - 1, residual_history=history,
       max_abs_residual=history[-1], converged=converged)
-  return KernelInterpolant(
-      train_points=points, alpha=alpha, gamma=float(gamma),
-      ridge=float(ridge), train_scores=train_scores,
-      rkhs_norm_squared=np.sum(alpha * train_scores, axis=0), report=report)
+  return alpha, product - ridge * alpha, report
 
 
 def predict(interpolant: KernelInterpolant, points, *,
@@ -597,3 +657,161 @@ def one_hot(labels, num_classes: int) -> np.ndarray:
   """``(n,)`` integer labels to ``(n, num_classes)`` float64 one-hot rows."""
   labels = np.asarray(labels)
   return np.eye(num_classes)[labels]
+
+
+class GramAccumulator:
+  """Inner products of features summed block by block (Section 5 features).
+
+  A feature map too large to hold (the 128,000 random convolutional features
+  of 50,000 images are 25.6 GB) is consumed one block of features at a time:
+  :meth:`add` centres the block on its training mean (distances do not
+  change; the float32 products lose fewer digits) and adds its contribution
+  to the training Gram matrix (lower triangle, ``float32`` by default), to
+  the evaluation-by-training cross products and to the squared norms
+  (float64). :meth:`gaussian` then turns them into Gaussian kernel matrices
+  through ``||x - z||^2 = ||x||^2 + ||z||^2 - 2 <x, z>``.
+
+  Attributes:
+    train: ``(n, n)`` Gram matrix of the training features; only the lower
+      triangle (diagonal included) is accumulated.
+    cross: ``(m, n)`` inner products of evaluation and training features.
+    train_sq, cross_sq: squared norms (float64).
+    blocks_done: number of blocks added.
+    num_features: total number of features added.
+  """
+
+  def __init__(self, num_train: int, num_eval: int, *, dtype=np.float32,
+               block_size: int = 4096):
+    self.train = np.zeros((num_train, num_train), dtype)
+    self.cross = np.zeros((num_eval, num_train), dtype)
+    self.train_sq = np.zeros(num_train)
+    self.cross_sq = np.zeros(num_eval)
+    self.blocks_done = 0
+    self.num_features = 0
+    self.block_size = block_size
+
+  def add(self, train_features, eval_features) -> None:
+    """Adds one block: ``(n, f)`` training and ``(m, f)`` evaluation rows."""
+    dtype = self.train.dtype
+    train_features = np.asarray(train_features)
+    center = train_features.mean(axis=0, dtype=np.float64)
+    a = (train_features - center).astype(dtype)
+    b = (np.asarray(eval_features) - center).astype(dtype)
+    if a.shape[0] != self.train.shape[0] or b.shape[0] != self.cross.shape[0]:
+      raise ValueError(f"expected {self.train.shape[0]} training and "
+                       f"{self.cross.shape[0]} evaluation rows; got "
+                       f"{a.shape[0]} and {b.shape[0]}.")
+    self.train_sq += np.einsum("ij,ij->i", a, a, dtype=np.float64)
+    self.cross_sq += np.einsum("ij,ij->i", b, b, dtype=np.float64)
+    n = a.shape[0]
+    for r0 in range(0, n, self.block_size):
+      r1 = min(n, r0 + self.block_size)
+      self.train[r0:r1, :r1] += a[r0:r1] @ a[:r1].T
+    for r0 in range(0, b.shape[0], self.block_size):
+      r1 = min(b.shape[0], r0 + self.block_size)
+      self.cross[r0:r1] += b[r0:r1] @ a.T
+    self.blocks_done += 1
+    self.num_features += a.shape[1]
+
+  def copy(self) -> GramAccumulator:
+    """An independent copy (e.g. to solve at an intermediate block)."""
+    other = GramAccumulator.__new__(GramAccumulator)
+    other.__dict__.update({k: v.copy() if isinstance(v, np.ndarray) else v
+                           for k, v in self.__dict__.items()})
+    return other
+
+  def median_gamma(self, *, num_pairs: int = 100_000, seed: int = 0
+                   ) -> float:
+    """``1 / median ||x_i - x_j||^2`` over random training pairs."""
+    n = self.train.shape[0]
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, num_pairs)
+    j = (i + rng.integers(1, n, num_pairs)) % n
+    hi, lo = np.maximum(i, j), np.minimum(i, j)
+    sq = (self.train_sq[hi] + self.train_sq[lo]
+          - 2.0 * self.train[hi, lo].astype(np.float64))
+    return float(1.0 / np.median(sq))
+
+  def gaussian(self, gamma: float, *, in_place: bool = False
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``(K_train, K_cross)`` of ``exp(-gamma ||x - z||^2)``.
+
+    ``K_train`` is symmetric with an exact unit diagonal (both triangles
+    written), ready for :func:`solve_kernel_matrix`. With ``in_place`` the
+    training Gram matrix is overwritten (no second n x n copy), and the
+    accumulator cannot be used again.
+    """
+    n = self.train.shape[0]
+    out = self.train if in_place else self.train.copy()
+    sq = self.train_sq.astype(out.dtype)
+    for r0 in range(0, n, self.block_size):
+      r1 = min(n, r0 + self.block_size)
+      block = out[r0:r1, :r1]
+      block *= -2.0
+      block += sq[r0:r1, None]
+      block += sq[None, :r1]
+      np.maximum(block, 0.0, out=block)
+      block *= -gamma
+      np.exp(block, out=block)
+    out[np.diag_indices(n)] = 1.0
+    for r0 in range(0, n, self.block_size):
+      # Mirror the lower triangle, one block column at a time.
+      r1 = min(n, r0 + self.block_size)
+      out[r0:r1, r1:] = out[r1:, r0:r1].T
+      diag = out[r0:r1, r0:r1]
+      upper = np.triu_indices(r1 - r0, 1)
+      diag[upper] = diag.T[upper]
+    cross = np.empty(self.cross.shape, out.dtype)
+    for r0 in range(0, cross.shape[0], self.block_size):
+      r1 = min(cross.shape[0], r0 + self.block_size)
+      block = -2.0 * self.cross[r0:r1].astype(np.float64)
+      block += self.cross_sq[r0:r1, None]
+      block += self.train_sq[None, :]
+      np.maximum(block, 0.0, out=block)
+      cross[r0:r1] = np.exp(-gamma * block)
+    return out, cross
+
+  def save(self, path, info: dict) -> None:
+    """Writes the accumulator and ``info`` atomically (``path`` a folder)."""
+    folder = pathlib.Path(path)
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "cross", "train_sq", "cross_sq"):
+      with open(tmp / f"{name}.npy", "wb") as f:
+        np.save(f, getattr(self, name))
+        f.flush()
+        os.fsync(f.fileno())
+    state = {"blocks_done": self.blocks_done,
+             "num_features": self.num_features, "info": info}
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+      folder.rename(old)
+    tmp.rename(folder)
+    if old.exists():
+      shutil.rmtree(old)
+
+  @classmethod
+  def load(cls, path, info: dict, *, block_size: int = 4096
+           ) -> GramAccumulator | None:
+    """The accumulator saved at ``path`` for the same ``info``, or None.
+
+    Raises:
+      ValueError: the folder holds an accumulator for other ``info``
+        (another data set, feature map or seed); the message names both.
+    """
+    folder = pathlib.Path(path)
+    if not (folder / "state.json").exists():
+      return None
+    state = json.loads((folder / "state.json").read_text())
+    if state["info"] != info:
+      raise ValueError(f"{folder} holds Gram matrices of another "
+                       f"configuration ({state['info']}, not {info}); "
+                       f"delete the folder or choose another.")
+    acc = cls.__new__(cls)
+    for name in ("train", "cross", "train_sq", "cross_sq"):
+      setattr(acc, name, np.load(folder / f"{name}.npy"))
+    acc.blocks_done = state["blocks_done"]
+    acc.num_features = state["num_features"]
+    acc.block_size = block_size
+    return acc
