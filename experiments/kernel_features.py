@@ -37,6 +37,7 @@ Commands (each results file records its own):
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import pathlib
@@ -88,12 +89,14 @@ flags.DEFINE_float("time_budget_minutes", 0.0, "stop after the checkpoint "
                    "that passes this many minutes (0: no limit); rerun the "
                    "same command to continue")
 flags.DEFINE_integer("max_iterations", 80, "maximum CG iterations")
+flags.DEFINE_integer("in_place_above", 25_000, "above this many training "
+                     "points the kernel is built in place of the Gram matrix "
+                     "(saved to the cache folder and reloaded per solve)")
 flags.DEFINE_integer("seed", 0, "seed of the random labels, the filters, the "
                      "whitening sample and the median pairs")
 flags.DEFINE_string("out", None, "results file (default: results/theory/"
                     "section5_<dataset>_<features>[_n<N>].json)")
 
-LARGE = 25_000  # Above this many training points the kernel is built in place.
 
 
 def _log(message: str) -> None:
@@ -194,79 +197,107 @@ def _feature_info(num_features: int | None = None) -> dict:
               "regions (features.RandomConvNet)")}
 
 
-def _gamma(acc: kernels.GramAccumulator, scale: float) -> tuple[float, str]:
+def _gamma(acc: kernels.GramAccumulator) -> tuple[float, str]:
+  """The bandwidth that ``--gamma_scales`` multiply, and its rule."""
   rule = FLAGS.gamma_rule
   if rule == "median":
-    return scale * acc.median_gamma(seed=FLAGS.seed), (
-        f"{scale:g} x median heuristic (1 / median squared distance over "
-        "100,000 random training pairs)")
+    return acc.median_gamma(seed=FLAGS.seed), (
+        "median heuristic (1 / median squared distance over 100,000 random "
+        "training pairs)")
   if rule == "paper":
-    return scale * paper.MNIST_RBF_GAMMA, (
-        f"{scale:g} x paper.MNIST_RBF_GAMMA (0.02, the first author's MNIST "
-        "value)")
-  return scale * float(rule), f"{scale:g} x {rule} (command line)"
+    return paper.MNIST_RBF_GAMMA, ("paper.MNIST_RBF_GAMMA (0.02, the first "
+                                   "author's MNIST value)")
+  return float(rule), f"{rule} (command line)"
+
+
+class _Kernels:
+  """Gaussian kernel matrices from one accumulator, for repeated solves.
+
+  Up to ``--in_place_above`` points the training kernel of a bandwidth is built once
+  and each solve factors a copy; above it there is room for one n x n
+  matrix only, so the kernel is built in place of the Gram matrix and the
+  accumulator is reloaded from its saved copy for the next solve.
+  """
+
+  def __init__(self, acc: kernels.GramAccumulator, cache, info: dict):
+    self.acc, self.cache, self.info = acc, cache, info
+    self.in_place = acc.train.shape[0] > FLAGS.in_place_above
+    self.consumed = False
+    self.built: tuple[float, np.ndarray] | None = None
+    if self.in_place:
+      acc.save(cache, info)
+
+  def _accumulator(self) -> kernels.GramAccumulator:
+    if self.consumed:
+      loaded = kernels.GramAccumulator.load(self.cache, self.info)
+      assert loaded is not None
+      self.acc, self.consumed = loaded, False
+    return self.acc
+
+  def cross(self, gamma: float) -> np.ndarray:
+    if self.in_place:
+      return self._accumulator().gaussian_cross(gamma)
+    train, cross = self._accumulator().gaussian(gamma)
+    self.built = (gamma, train)
+    return cross
+
+  def train(self, gamma: float) -> np.ndarray:
+    """A fresh training kernel matrix (the solver overwrites it)."""
+    if not self.in_place:
+      assert self.built is not None and self.built[0] == gamma
+      return self.built[1].copy()
+    matrix, _ = self._accumulator().gaussian(gamma, in_place=True)
+    self.consumed = True
+    return matrix
+
+
+def _label_metrics(train_scores, targets, test_scores, norms, cols,
+                   train_labels, test_labels) -> dict:
+  residual = targets[:, cols] - train_scores[:, cols]
+  return {
+      "train_accuracy": _accuracy(train_scores[:, cols], train_labels),
+      "train_max_abs_residual": float(np.max(np.abs(residual))),
+      "test_error_percent": 100.0 * (1.0 - _accuracy(test_scores[:, cols],
+                                                     test_labels)),
+      "rkhs_norm": float(np.sqrt(np.sum(norms[cols]))),
+  }
 
 
 def solve_all(acc: kernels.GramAccumulator, labels: dict, num_classes: int,
               cache: pathlib.Path | None, info: dict) -> list[dict]:
   """Every (gamma scale, ridge) on one accumulated Gram matrix."""
-  n = acc.train.shape[0]
   targets = np.concatenate([kernels.one_hot(labels["train"], num_classes),
                             kernels.one_hot(labels["random"], num_classes)],
                            axis=1)
   true_cols, random_cols = slice(0, num_classes), slice(num_classes, None)
   num_val = len(labels["val"])
-  in_place = n > LARGE
-  if in_place:
-    acc.save(cache, info)
+  base_gamma, rule = _gamma(acc)
+  source = _Kernels(acc, cache, info)
   runs = []
   for scale in [float(s) for s in FLAGS.gamma_scales]:
-    gamma, rule = _gamma(acc, scale)
+    gamma = scale * base_gamma
+    cross = source.cross(gamma)
     for ridge in [float(r) for r in FLAGS.ridges]:
-      _log(f"solve: gamma={gamma:.6g} ({rule}), ridge={ridge:g}")
+      _log(f"solve: gamma={gamma:.6g} ({scale:g} x {rule}), ridge="
+           f"{ridge:g}")
       start = time.perf_counter()
-      if in_place:
-        if acc.blocks_done == 0:  # Overwritten by the previous solve.
-          acc = kernels.GramAccumulator.load(cache, info)
-        _, cross = acc.gaussian(gamma)
-        matrix, cross_kernel = None, cross
-      else:
-        matrix, cross_kernel = acc.gaussian(gamma)
-
-      def make_matrix():
-        nonlocal acc
-        if not in_place:
-          assert matrix is not None
-          return matrix.copy()
-        if acc.blocks_done == 0:
-          acc = kernels.GramAccumulator.load(cache, info)
-        k, _ = acc.gaussian(gamma, in_place=True)
-        acc.blocks_done = 0  # Marks the Gram matrix as overwritten.
-        return k
-
       alpha, train_scores, report = kernels.solve_kernel_matrix(
-          make_matrix, targets, ridge=ridge,
-          preconditioner_shift=1e-3 if in_place else 0.0,
+          functools.partial(source.train, gamma), targets, ridge=ridge,
+          preconditioner_shift=1e-3 if source.in_place else 0.0,
           max_iterations=FLAGS.max_iterations, log=_log)
-      scores = cross_kernel.astype(np.float64) @ alpha
+      scores = cross.astype(np.float64) @ alpha
       val_scores, test_scores = scores[:num_val], scores[num_val:]
-      residual = targets - train_scores
       norms = np.sum(alpha * train_scores, axis=0)
-
-      def label_set(cols, train_labels):
-        return {
-            "train_accuracy": _accuracy(train_scores[:, cols], train_labels),
-            "train_max_abs_residual": float(np.max(np.abs(residual[:, cols]))),
-            "test_error_percent": 100.0 * (1.0 - _accuracy(
-                test_scores[:, cols], labels["test"])),
-            "rkhs_norm": float(np.sqrt(np.sum(norms[cols]))),
-        }
-
       run = {
-          "gamma": gamma, "gamma_scale": scale, "gamma_rule": rule,
+          "gamma": gamma, "gamma_scale": scale,
+          "gamma_rule": f"{scale:g} x {rule}",
           "ridge": ridge,
-          "true_labels": label_set(true_cols, labels["train"]),
-          "random_labels": label_set(random_cols, labels["random"]),
+          "true_labels": _label_metrics(train_scores, targets, test_scores,
+                                        norms, true_cols, labels["train"],
+                                        labels["test"]),
+          "random_labels": _label_metrics(train_scores, targets, test_scores,
+                                          norms, random_cols,
+                                          labels["random"], labels["test"]),
           "val_error_percent": (100.0 * (1.0 - _accuracy(
               val_scores[:, true_cols], labels["val"])) if num_val else None),
           "solve": {**report.__dict__,
@@ -317,7 +348,8 @@ def main(argv: list[str] | None = None) -> dict:
              pathlib.Path.home() / ".cache/rethink_jax/gram" / (
                  f"{FLAGS.dataset}_{FLAGS.features}_{mode}_n{n}_"
                  f"f{FLAGS.num_filters}_s{FLAGS.stride}_seed{FLAGS.seed}")
-             if n > LARGE or FLAGS.features == "random_conv" else None)
+             if n > FLAGS.in_place_above or FLAGS.features == "random_conv"
+             else None)
     acc = kernels.GramAccumulator.load(cache, info) if cache else None
     if acc is not None:
       _log(f"resuming the Gram accumulation from {cache}: "

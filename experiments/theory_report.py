@@ -1,4 +1,9 @@
-"""Writes docs/theory.md from the results files in results/theory/.
+"""Writes docs/theory.md and the section5 rows from results/theory/.
+
+The ``section5`` key of results/reproduction.json (one row per Section 5
+kernel result: data, features, ridge, the paper's and our test error, the
+RKHS norm, the results file and command) is rewritten; its other keys,
+written by experiments/report.py, are kept.
 
 Every number in the generated page comes from a results file written by an
 experiment script (whose exact command is printed next to its table) or from
@@ -18,6 +23,7 @@ from absl import flags
 
 from rethink_jax import cli
 from rethink_jax import paper
+from rethink_jax.results import write as write_results
 
 RESULTS = pathlib.Path("results/theory")
 
@@ -217,6 +223,279 @@ def kernel_section(results: pathlib.Path) -> list[str]:
   return lines
 
 
+def _selected_run(result: dict) -> tuple[dict, dict, dict] | None:
+  """(sweep, solved, run) chosen on the validation split, if any."""
+  chosen = result.get("selected")
+  if not chosen:
+    return None
+  sweep = next(s for s in result["sweeps"]
+               if s["preprocess"] == chosen["preprocess"])
+  solved = sweep["solved"][chosen["solved_index"]]
+  return sweep, solved, solved["runs"][chosen["run_index"]]
+
+
+def _feature_rows(result: dict) -> list[list[str]]:
+  chosen = _selected_run(result)
+  rows = []
+  for sweep in result["sweeps"]:
+    for solved in sweep["solved"]:
+      for run in solved["runs"]:
+        true, rand = run["true_labels"], run["random_labels"]
+        mark = "**selected**" if chosen and run is chosen[2] else ""
+        rows.append([
+            sweep["preprocess"],
+            "" if solved["num_filters"] is None else solved["num_filters"],
+            solved["features"].get("num_features", sweep["num_features"]),
+            f"{run['gamma_scale']:g}", f"{run['gamma']:.4g}",
+            f"{run['ridge']:g}", _pct(run["val_error_percent"]),
+            _pct(true["test_error_percent"]), f"{true['train_accuracy']:.4f}",
+            _sci(true["train_max_abs_residual"]), f"{true['rkhs_norm']:.1f}",
+            _pct(rand["test_error_percent"]), f"{rand['train_accuracy']:.4f}",
+            f"{rand['rkhs_norm']:.1f}", mark])
+  return rows
+
+
+FEATURE_HEADER = ["preprocessing", "filters", "features", "gamma scale",
+                  "gamma", "ridge", "val error %", "test error %",
+                  "train acc.", "max train residual", "RKHS norm",
+                  "random labels: test error %", "train acc.", "RKHS norm",
+                  ""]
+
+
+def _feature_result(path: pathlib.Path, result: dict) -> list[str]:
+  data = result["data"]
+  lines = [f"#### `{path.name}`", ""]
+  lines += _provenance(result, path)
+  val = (f"validation: {data['validation']}" if data.get("validation")
+         else "no validation split")
+  jpeg = (f"; every image re-encoded once more as JPEG (quality "
+          f"{data['jpeg_reencoded_quality']})"
+          if data.get("jpeg_reencoded_quality") else "")
+  lines += [
+      f"{data['dataset']}: {data['train_examples']} training images "
+      f"({data['subset']}), {val}, {data['test_examples']} clean test "
+      f"images{jpeg}. Features: {result['features']['description']}. "
+      f"Kernel {result['kernel']['formula']} ({result['kernel']['dtype']}); "
+      f"gamma = scale x {result['sweeps'][0]['solved'][0]['runs'][0]['gamma_rule'].split(' x ', 1)[1]}.",
+      ""]
+  if result.get("selected"):
+    lines += [f"Selection: {result['selected']['rule']}.", ""]
+  lines += _table(FEATURE_HEADER, _feature_rows(result)) + [""]
+  return lines
+
+
+def _feature_results(results: pathlib.Path, pattern: str
+                     ) -> list[tuple[pathlib.Path, dict]]:
+  return [(p, _load(p)) for p in sorted(results.glob(pattern))]
+
+
+# The results files whose rows stand beside the paper's (others: sweeps and
+# checks, shown in full below the summary).
+SUMMARY_FILES = (
+    "section5_cifar10_pixels_full.json",
+    "section5_fashion_mnist_pixels_n20000.json",
+    "section5_fashion_mnist_gabor_n20000.json",
+    "section5_cifar10_random_conv_n10000.json",
+    "section5_cifar10_random_conv_full.json",
+)
+
+
+def section5_rows(results: pathlib.Path) -> list[dict]:
+  """The ``section5`` rows of results/reproduction.json.
+
+  One row per paper row of Section 5 that has a measurement: data,
+  features, ridge, the paper's and our test error, and the RKHS norm, with
+  the results file (and its command) that produced the number.
+  """
+  rows = []
+
+  def add(path, result, run, *, data, features, paper_key, preprocess,
+          num_filters=None):
+    true = run["true_labels"]
+    rows.append({
+        "data": data, "features": features, "preprocess": preprocess,
+        "num_filters": num_filters, "ridge": run["ridge"],
+        "train_examples": result["data"]["train_examples"],
+        "paper_test_error": paper.KERNEL_TEST_ERROR.get(paper_key),
+        "test_error": round(true["test_error_percent"], 2),
+        "train_accuracy": true["train_accuracy"],
+        "rkhs_norm": round(true["rkhs_norm"], 1),
+        "paper_norm": paper.KERNEL_NORM.get(paper_key),
+        "results_file": path.as_posix(), "command": result["command"]})
+
+  for name, dataset in (("kernel_fashion_mnist_full.json", "fashion_mnist"),
+                        ("kernel_cifar10_full.json", "cifar10")):
+    path = results / name
+    result = _load(path)
+    if result is None:
+      continue
+    key = ("mnist" if dataset == "fashion_mnist" else "cifar10", "rbf_pixels")
+    for run in result["runs"]:
+      add(path, result, run, data=dataset, features="pixels",
+          paper_key=key, preprocess="scale")
+  for name in SUMMARY_FILES:
+    path = results / name
+    result = _load(path)
+    if result is None:
+      continue
+    dataset = result["data"]["dataset"]
+    kind = result["features"]["map"]
+    chosen = _selected_run(result)
+    sweeps = [chosen[0]] if chosen else result["sweeps"]
+    for sweep in sweeps:
+      solved = sweep["solved"][-1]  # All filters.
+      runs = solved["runs"]
+      if chosen:  # The selected bandwidth, every ridge.
+        runs = [r for r in runs if r["gamma_scale"] == chosen[2]["gamma_scale"]]
+      for run in runs:
+        if kind == "random_conv":
+          key = ("cifar10", "random_conv_features" if run["ridge"] == 0
+                 else "random_conv_features_l2")
+        elif kind == "gabor":
+          key = ("mnist", "gabor")
+        else:
+          key = ("cifar10" if dataset == "cifar10" else "mnist", "rbf_pixels")
+        add(path, result, run, data=dataset, features=kind, paper_key=key,
+            preprocess=sweep["preprocess"],
+            num_filters=solved["num_filters"])
+  return rows
+
+
+FIGURES = pathlib.Path("docs/figures")
+
+
+def section5_plots(results: pathlib.Path, figures: pathlib.Path
+                   ) -> list[str]:
+  """Plots of the bandwidth sweep and the filter-count sweep (Markdown)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  lines = []
+  meta = {"Software": None}
+  figures.mkdir(parents=True, exist_ok=True)
+  sweep = _load(results / "section5_cifar10_pixels_sweep.json")
+  if sweep is not None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in sweep["sweeps"]:
+      runs = s["solved"][-1]["runs"]
+      ax.plot([r["gamma_scale"] for r in runs],
+              [r["val_error_percent"] for r in runs], marker="o",
+              label=s["preprocess"])
+    ax.axhline(paper.KERNEL_TEST_ERROR[("cifar10", "rbf_pixels")],
+               color="grey", linestyle="--",
+               label="paper (test, 50,000 images)")
+    ax.set(xscale="log", xlabel="gamma / median heuristic",
+           ylabel="validation error (%)",
+           title=f"CIFAR-10 Gaussian kernel, "
+                 f"{sweep['data']['train_examples']} training images")
+    ax.legend(fontsize=8)
+    path = figures / "section5_cifar10_bandwidth.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=meta)
+    plt.close(fig)
+    lines += [f"![CIFAR-10 bandwidth sweep](figures/{path.name})", ""]
+  filters = _load(results / "section5_cifar10_random_conv_n10000.json")
+  if filters is not None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    solved = filters["sweeps"][0]["solved"]
+    for ridge in sorted({r["ridge"] for r in solved[0]["runs"]}):
+      points = []
+      for sol in solved:  # The best bandwidth (on validation) per count.
+        runs = [r for r in sol["runs"] if r["ridge"] == ridge]
+        best = min(runs, key=lambda r: r["val_error_percent"])
+        points.append((sol["num_filters"],
+                       best["true_labels"]["test_error_percent"]))
+      ax.plot(*zip(*points), marker="o", label=f"ridge {ridge:g}")
+    for key, style in ((("cifar10", "random_conv_features"), "--"),
+                       (("cifar10", "random_conv_features_l2"), ":")):
+      ax.axhline(paper.KERNEL_TEST_ERROR[key], color="grey", linestyle=style,
+                 label=f"paper, {'l2' if 'l2' in key[1] else 'no ridge'} "
+                       "(50,000 images)")
+    ax.set(xscale="log", xlabel="random filters", ylabel="test error (%)",
+           title=f"Random conv features, "
+                 f"{filters['data']['train_examples']} training images")
+    ax.legend(fontsize=8)
+    path = figures / "section5_random_conv_filters.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata=meta)
+    plt.close(fig)
+    lines += [f"![Random conv features](figures/{path.name})", "",
+              "Each point: the bandwidth with the lowest validation error "
+              "for that filter count and ridge; the test error is plotted.",
+              ""]
+  return lines
+
+
+def section5_features_section(results: pathlib.Path) -> list[str]:
+  lines = ["## Section 5 feature maps: Gabor wavelets, random convolutional "
+           "features, the CIFAR-10 bandwidth and preprocessing", ""]
+  found = _feature_results(results, "section5_*.json")
+  if not found:
+    return lines + ["Not run yet: `python experiments/kernel_features.py` "
+                    "writes `results/theory/section5_*.json`.", ""]
+  lines += [
+      "`python experiments/kernel_features.py` solves (K + ridge I) alpha = "
+      "Y with a Gaussian kernel on a fixed feature map; true and random "
+      "labels share the factorization. Choices are made on a validation "
+      "split held out from the training set (the last training images in "
+      "the stored order); the test set selects nothing. The readings of the "
+      "paper's unstated details are in `docs/ambiguities.md`.", ""]
+  summary = section5_rows(results)
+  if summary:
+    lines += ["### Against the paper", "",
+              "Also the `section5` key of `results/reproduction.json` "
+              "(written by this command).", ""]
+    header = ["data", "features", "preprocessing", "filters", "ridge",
+              "training points", "paper test error %", "test error %",
+              "train accuracy", "RKHS norm", "paper norm", "results file"]
+    lines += _table(header, [[
+        r["data"], r["features"], r["preprocess"],
+        "" if r["num_filters"] is None else r["num_filters"],
+        f"{r['ridge']:g}", r["train_examples"],
+        "" if r["paper_test_error"] is None else r["paper_test_error"],
+        _pct(r["test_error"]), f"{r['train_accuracy']:.4f}",
+        f"{r['rkhs_norm']:.1f}",
+        "" if r["paper_norm"] is None else f"about {r['paper_norm']:g}",
+        f"`{pathlib.Path(r['results_file']).name}`"] for r in summary])
+    lines += [""]
+  lines += section5_plots(results, FIGURES)
+  lines += ["### Every setting", ""]
+  for path, result in found:
+    lines += _feature_result(path, result)
+  return lines
+
+
+def depth_k_section(results: pathlib.Path) -> list[str]:
+  path = results / "depth_k.json"
+  lines = ["## Depth-k expressivity (Section 4, remark after Theorem 1)", ""]
+  result = _load(path)
+  if result is None:
+    return lines + [f"Not run yet: `python experiments/depth_k.py` writes "
+                    f"`{path.as_posix()}`.", ""]
+  lines += _provenance(result, path)
+  lines += [
+      "The paper: depth k, width O(n/k). Construction: "
+      f"{result['construction']}. \"weights\" counts as Theorem 1 counts "
+      "2n + d (the shared projection once); \"dense parameters\" are those of "
+      "the Dense layers that hold the network (mostly structural zeros). "
+      "\"difference from depth 2\": max |deep(x) - two_layer(x)| at fresh "
+      "points (the construction computes the same function everywhere).",
+      ""]
+  header = ["data", "n", "d", "depth", "width (max)", "weights", "2n + d",
+            "dense parameters", "max error", "depth-2 max error",
+            "difference from depth 2", "labels recovered"]
+  rows = [[f["data"], f["n"], f["d"], f["depth"], f["widths_max"],
+           f["num_weights"], f["two_n_plus_d"], f["num_dense_parameters"],
+           _sci(f["max_abs_error"]), _sci(f["two_layer_max_abs_error"]),
+           _sci(f["max_abs_difference_from_depth_2_at_fresh_points"]),
+           "" if "labels_recovered" not in f else
+           f"{f['labels_recovered']:.4f}"] for f in result["fits"]]
+  lines += _table(header, rows)
+  lines += ["", "Data: " + " ".join(f"{k}: {v}." for k, v in
+                                    result["data"].items()), ""]
+  return lines
+
+
 def rademacher_section(results: pathlib.Path) -> list[str]:
   path = results / "rademacher.json"
   lines = ["## Empirical Rademacher complexity (Section 2.2)", ""]
@@ -245,7 +524,8 @@ def build(results: pathlib.Path = RESULTS) -> str:
       "Generated by `python experiments/theory_report.py` from the results "
       "files in `results/theory/`; do not edit by hand. Paper numbers come "
       "from `rethink_jax.paper`.", ""]
-  for section in (theorem1_section, min_norm_section, kernel_section,
+  for section in (theorem1_section, depth_k_section, min_norm_section,
+                  kernel_section, section5_features_section,
                   rademacher_section):
     lines += section(results)
   return "\n".join(lines).rstrip() + "\n"
@@ -254,6 +534,8 @@ def build(results: pathlib.Path = RESULTS) -> str:
 FLAGS = flags.FLAGS
 flags.DEFINE_string("results", str(RESULTS), "folder of the theory results")
 flags.DEFINE_string("out", "docs/theory.md", "the report")
+flags.DEFINE_string("reproduction", "results/reproduction.json",
+                    "results file whose section5 key is rewritten")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -261,7 +543,12 @@ def main(argv: list[str] | None = None) -> None:
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(build(pathlib.Path(args.results)))
-  print(f"wrote {out}")
+  # The section5 rows beside the paper experiments' rows (other keys kept).
+  reproduction = pathlib.Path(args.reproduction)
+  merged = _load(reproduction) or {}
+  merged["section5"] = section5_rows(pathlib.Path(args.results))
+  write_results(reproduction, merged)
+  print(f"wrote {out} and the section5 key of {reproduction}")
 
 
 if __name__ == "__main__":

@@ -322,3 +322,23 @@ def test_random_conv_command_resumes_to_the_same_result(tmp_path):
   assert whole["sweeps"][0]["solved"][0]["num_filters"] == 20
   assert all(run["true_labels"]["train_accuracy"] == 1.0
              for run in final(whole) if run["ridge"] == 0)
+
+
+@pytest.mark.real_data("fashion_mnist")
+def test_in_place_kernels_for_large_n_give_the_same_fits(tmp_path):
+  common = ["--features=pixels", "--gamma_scales=1,2", "--ridges=0,0.1",
+            f"--cache_dir={tmp_path / 'gram'}"]
+  copied = _run(tmp_path, *common)
+  in_place = _run(tmp_path, *common, "--in_place_above=100")
+  assert (tmp_path / "gram" / "state.json").exists()
+  runs = lambda r: r["sweeps"][0]["solved"][0]["runs"]  # noqa: E731
+  assert [r["solve"]["preconditioner_shift"] for r in runs(in_place)] == [
+      1e-3] * 4
+  for a, b in zip(runs(copied), runs(in_place)):
+    assert (a["gamma"], a["ridge"]) == (b["gamma"], b["ridge"])
+    for labels in ("true_labels", "random_labels"):
+      assert a[labels]["test_error_percent"] == b[labels][
+          "test_error_percent"]
+      assert a[labels]["rkhs_norm"] == pytest.approx(b[labels]["rkhs_norm"],
+                                                     rel=1e-6)
+    assert a["val_error_percent"] == b["val_error_percent"]

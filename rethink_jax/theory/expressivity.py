@@ -150,7 +150,7 @@ class TwoLayerInterpolant:
     return _evaluate(self.module, self.params, points, batch_size)
 
 
-def _evaluate(module: TwoLayerReLU, params: dict, points,
+def _evaluate(module: nn.Module, params: dict, points,
               batch_size: int) -> np.ndarray:
   with jax.enable_x64(True):
     points = jnp.asarray(points, jnp.float64)
@@ -467,12 +467,12 @@ def fit_deep(points, targets, depth: int, **two_layer_options
   counted += width  # One bias per unit.
   layers.append((kernel, bias))
   previous = first  # Block whose terms the next layer sums.
-  for l in range(1, last + 1):
-    block = blocks[l]
-    has_sum = l > 1  # s+ and s- exist in the previous layer.
+  for layer in range(1, last + 1):
+    block = blocks[layer]
+    has_sum = layer > 1  # s+ and s- exist in the previous layer.
     in_width = len(previous) + 1 + 2 * has_sum  # block, t, [s+, s-]
     t_in = len(previous)
-    out_carry = l < last
+    out_carry = layer < last
     width = len(block) + out_carry + 2
     kernel = np.zeros((in_width, width))
     bias = np.zeros(width)

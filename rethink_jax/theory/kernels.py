@@ -761,7 +761,11 @@ class GramAccumulator:
       diag = out[r0:r1, r0:r1]
       upper = np.triu_indices(r1 - r0, 1)
       diag[upper] = diag.T[upper]
-    cross = np.empty(self.cross.shape, out.dtype)
+    return out, self.gaussian_cross(gamma, dtype=out.dtype)
+
+  def gaussian_cross(self, gamma: float, *, dtype=None) -> np.ndarray:
+    """The ``(m, n)`` evaluation-by-training Gaussian kernel matrix."""
+    cross = np.empty(self.cross.shape, dtype or self.train.dtype)
     for r0 in range(0, cross.shape[0], self.block_size):
       r1 = min(cross.shape[0], r0 + self.block_size)
       block = -2.0 * self.cross[r0:r1].astype(np.float64)
@@ -769,7 +773,7 @@ class GramAccumulator:
       block += self.train_sq[None, :]
       np.maximum(block, 0.0, out=block)
       cross[r0:r1] = np.exp(-gamma * block)
-    return out, cross
+    return cross
 
   def save(self, path, info: dict) -> None:
     """Writes the accumulator and ``info`` atomically (``path`` a folder)."""
