@@ -371,15 +371,17 @@ def main(argv: list[str] | None = None) -> dict:
                        "runs": solve_all(acc.copy(), labels, num_classes,
                                          None, info)})
       elapsed = (time.perf_counter() - start) / 60
-      if cache and (time.perf_counter() - last_save) / 60 > \
-          FLAGS.checkpoint_minutes:
+      over = bool(FLAGS.time_budget_minutes) and (
+          elapsed > FLAGS.time_budget_minutes)
+      if cache and (over or (time.perf_counter() - last_save) / 60
+                    > FLAGS.checkpoint_minutes):
         acc.save(cache, info)
         last_save = time.perf_counter()
         _log(f"checkpoint: {cache}")
-        if FLAGS.time_budget_minutes and elapsed > FLAGS.time_budget_minutes:
-          _log(f"stopping after {elapsed:.1f} min (--time_budget_minutes); "
-               "run the same command again to continue")
-          raise SystemExit(0)
+      if over and cache:
+        _log(f"stopping after {elapsed:.1f} min (--time_budget_minutes); "
+             "run the same command again to continue")
+        raise SystemExit(0)
     feature_seconds = time.perf_counter() - feature_start
     solved.append({"num_filters": (FLAGS.num_filters
                                    if FLAGS.features == "random_conv"

@@ -342,3 +342,29 @@ def test_in_place_kernels_for_large_n_give_the_same_fits(tmp_path):
       assert a[labels]["rkhs_norm"] == pytest.approx(b[labels]["rkhs_norm"],
                                                      rel=1e-6)
     assert a["val_error_percent"] == b["val_error_percent"]
+
+
+@pytest.mark.real_data("fashion_mnist")
+def test_report_puts_the_runs_beside_the_paper(tmp_path):
+  import importlib.util
+  folder = tmp_path / "theory"
+  folder.mkdir()
+  for kind in ("pixels", "gabor"):
+    _run(tmp_path, f"--features={kind}", "--gamma_scales=1,2",
+         "--ridges=0,0.1")
+    (tmp_path / "out.json").rename(
+        folder / f"section5_fashion_mnist_{kind}_n20000.json")
+  spec = importlib.util.spec_from_file_location(
+      "theory_report", REPO / "experiments/theory_report.py")
+  report = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(report)
+  rows = report.section5_rows(folder)
+  # Per feature map: the validation-selected bandwidth, every ridge.
+  assert [(r["features"], r["ridge"]) for r in rows] == [
+      ("pixels", 0.0), ("pixels", 0.1), ("gabor", 0.0), ("gabor", 0.1)]
+  assert [r["paper_test_error"] for r in rows] == [1.2, 1.2, 0.6, 0.6]
+  assert [r["paper_norm"] for r in rows] == [220.0, 220.0, 390.0, 390.0]
+  text = "\n".join(report.section5_features_section(folder))
+  assert "Gabor wavelets (Fashion-MNIST for MNIST" in text
+  for row in rows:
+    assert f"{row['test_error']:.2f}" in text
