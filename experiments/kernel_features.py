@@ -18,21 +18,37 @@ The Gram matrix is accumulated over blocks of features
 ``--filter_snapshots`` the random network's kernel is solved after the first
 k filters for each k listed (the filters are a prefix of one draw).
 
-Commands (each results file records its own):
+Commands (each results file records its own; the settings of the full runs
+were selected on the validation splits of the subset runs before them):
 
-  # the CIFAR-10 Gaussian-kernel gap: preprocessing x bandwidth on a subset
+  # the CIFAR-10 Gaussian-kernel gap: preprocessing x bandwidth on a subset,
+  # a JPEG re-encoding check, then the selected setting on all 50,000
   python experiments/kernel_features.py --dataset=cifar10 --features=pixels \
       --preprocess=scale,center,per_image_centering,per_image_standardization \
-      --gamma_scales=0.25,0.5,1,2,4 --num_train=10000 --num_val=5000 \
+      --gamma_scales=0.5,1,2,4,8,16,32 --num_train=10000 --num_val=5000 \
       --out=results/theory/section5_cifar10_pixels_sweep.json
+  python experiments/kernel_features.py --dataset=cifar10 --features=pixels \
+      --preprocess=per_image_standardization,scale --gamma_scales=4 \
+      --num_train=10000 --num_val=5000 --jpeg_quality=75 \
+      --out=results/theory/section5_cifar10_pixels_jpeg75.json
+  python experiments/kernel_features.py --dataset=cifar10 --features=pixels \
+      --preprocess=per_image_standardization --gamma_scales=4 \
+      --out=results/theory/section5_cifar10_pixels_full.json
   # Gabor wavelets against raw pixels (Fashion-MNIST for MNIST)
   python experiments/kernel_features.py --dataset=fashion_mnist \
-      --features=gabor --num_train=20000 --num_val=5000 --ridges=0,0.01,0.1
-  # random convolutional features, growing filter counts, on a subset
+      --features=pixels --num_train=20000 --num_val=5000 \
+      --gamma_scales=0.5,1,2,4,8 --ridges=0,0.01,0.1   (and --features=gabor)
+  # random convolutional features: filter counts on a subset, then all
+  # 50,000 images with 32,000 filters (rerun until the results file appears)
   python experiments/kernel_features.py --dataset=cifar10 \
       --features=random_conv --num_filters=32000 \
-      --filter_snapshots=1000,4000,16000,32000 --num_train=10000 \
-      --num_val=5000 --ridges=0,0.01,0.1,1
+      --filter_snapshots=1000,4000,16000 --num_train=10000 --num_val=5000 \
+      --gamma_scales=0.5,1,2,4 --ridges=0,0.01,0.1,1
+  python experiments/kernel_features.py --dataset=cifar10 \
+      --features=random_conv --num_filters=32000 --gamma_scales=<selected> \
+      --ridges=0 --time_budget_minutes=15 \
+      --out=results/theory/section5_cifar10_random_conv_full.json
+      (and --ridges=<selected> --out=..._full_ridge.json)
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rethink_jax.data import preprocessing as data_preprocessing
 from rethink_jax.registry import Registry
 
 PREPROCESSING: Registry = Registry(
@@ -61,11 +62,11 @@ def _per_image_centering(images: np.ndarray, train_mean: np.ndarray
 def _per_image_standardization(images: np.ndarray, train_mean: np.ndarray
                                ) -> np.ndarray:
   del train_mean
-  flat = images.reshape(len(images), -1)
-  std = np.maximum(flat.std(axis=1, keepdims=True),
-                   1.0 / np.sqrt(flat.shape[1]))
-  return ((flat - flat.mean(axis=1, keepdims=True)) / std).reshape(
-      images.shape)
+  # The training pipeline's own whitening (Appendix A), in float32.
+  return np.concatenate([
+      np.asarray(data_preprocessing.per_image_standardization(
+          jnp.asarray(images[s:s + 4096], jnp.float32)), np.float64)
+      for s in range(0, len(images), 4096)])
 
 
 PREPROCESSING.register("scale", _scale)
@@ -85,7 +86,8 @@ def preprocess(images, mode: str, *, train_images=None) -> np.ndarray:
       ``"per_image_centering"`` (each image minus its own mean) or
       ``"per_image_standardization"`` (each image minus its mean, divided by
       ``max(std, 1/sqrt(num_values))``, as
-      ``tf.image.per_image_standardization``).
+      ``tf.image.per_image_standardization``: the training pipeline's
+      :func:`rethink_jax.data.preprocessing.per_image_standardization`).
     train_images: the training images whose mean ``"center"`` subtracts
       (default: ``images``).
 
