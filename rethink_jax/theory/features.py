@@ -313,15 +313,18 @@ def _random_conv_block(images: jax.Array, combined: jax.Array,
   box = jnp.full((p, p, c, 1), 1.0 / (p * p * c), images.dtype)
   mean = conv(images, box)
   var = jnp.maximum(conv(images * images, box) - mean * mean, 0.0)
-  response = (conv(images, kernel) - mean * combined.sum(axis=0)) / jnp.sqrt(
-      var + net.contrast_epsilon)
-  response = jax.nn.relu(response - shift - net.threshold)
-  b, oh, ow, _ = response.shape
+  inv = jax.lax.rsqrt(var + net.contrast_epsilon)
+  response = jax.nn.relu((conv(images, kernel) - mean * combined.sum(axis=0))
+                         * inv - shift - net.threshold)
+  b, oh, ow, k = response.shape
   g = net.pool_grid
+  if oh % g == 0 and ow % g == 0:  # Equal regions: one reshape and sum.
+    pooled = response.reshape(b, g, oh // g, g, ow // g, k).sum(axis=(2, 4))
+    return pooled.transpose(0, 3, 1, 2).reshape(b, -1)
   rows = np.array_split(np.arange(oh), g)
   cols = np.array_split(np.arange(ow), g)
-  pooled = [response[:, r[0]:r[-1] + 1, q[0]:q[-1] + 1].sum(axis=(1, 2))
-            for r in rows for q in cols]
+  regions = [response[:, r[0]:r[-1] + 1, q[0]:q[-1] + 1].sum(axis=(1, 2))
+             for r in rows for q in cols]
   # (batch, filter, region) -> one row, the regions of each filter together
   # (so consecutive blocks concatenate to the features of their union).
-  return jnp.stack(pooled, axis=2).reshape(b, -1)
+  return jnp.stack(regions, axis=2).reshape(b, -1)
