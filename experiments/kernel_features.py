@@ -301,7 +301,10 @@ def solve_all(acc: kernels.GramAccumulator, labels: dict, num_classes: int,
           functools.partial(source.train, gamma), targets, ridge=ridge,
           preconditioner_shift=1e-3 if source.in_place else 0.0,
           max_iterations=FLAGS.max_iterations, log=_log)
-      scores = cross.astype(np.float64) @ alpha
+      # Blockwise: a float64 copy of the whole cross kernel (4 GB at
+      # 50,000 x 10,000) would not fit beside the factor.
+      scores = np.concatenate([cross[r:r + 2048].astype(np.float64) @ alpha
+                               for r in range(0, len(cross), 2048)])
       val_scores, test_scores = scores[:num_val], scores[num_val:]
       norms = np.sum(alpha * train_scores, axis=0)
       run = {
@@ -399,6 +402,7 @@ def main(argv: list[str] | None = None) -> dict:
              "run the same command again to continue")
         raise SystemExit(0)
     feature_seconds = time.perf_counter() - feature_start
+    images.clear()  # The solves need the memory.
     solved.append({"num_filters": (FLAGS.num_filters
                                    if FLAGS.features == "random_conv"
                                    else None),
