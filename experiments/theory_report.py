@@ -292,6 +292,7 @@ def _feature_results(results: pathlib.Path, pattern: str
 # The results files whose rows stand beside the paper's (others: sweeps and
 # checks, shown in full below the summary).
 SUMMARY_FILES = (
+    "section5_cifar10_pixels_full_scale.json",
     "section5_cifar10_pixels_full.json",
     "section5_fashion_mnist_pixels_n20000.json",
     "section5_fashion_mnist_gabor_n20000.json",
@@ -505,10 +506,17 @@ def section5_findings(results: pathlib.Path) -> list[str]:
     old = _load(results / "kernel_cifar10_full.json")
     if full is not None and old is not None:
       run = full["sweeps"][0]["solved"][-1]["runs"][0]
+      plain = _load(results / "section5_cifar10_pixels_full_scale.json")
+      middle = ""
+      if plain is not None:
+        p_run = plain["sweeps"][0]["solved"][-1]["runs"][0]
+        middle = (f"{p_run['true_labels']['test_error_percent']:.2f}% with "
+                  f"pixels / 255 at {p_run['gamma_scale']:g} x the median "
+                  "(the bandwidth alone), ")
       lines.append(
           f"  On all 50,000 training images: "
           f"{old['runs'][0]['true_labels']['test_error_percent']:.2f}% with "
-          f"pixels / 255 and the median bandwidth, "
+          f"pixels / 255 and the median bandwidth, {middle}"
           f"{run['true_labels']['test_error_percent']:.2f}% with the "
           f"selected {full['sweeps'][0]['preprocess']} at "
           f"{run['gamma_scale']:g} x the median (paper: "
