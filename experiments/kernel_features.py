@@ -34,6 +34,7 @@ were selected on the validation splits of the subset runs before them):
   python experiments/kernel_features.py --dataset=cifar10 --features=pixels \
       --preprocess=per_image_standardization --gamma_scales=4 \
       --out=results/theory/section5_cifar10_pixels_full.json
+      (and --preprocess=scale --out=..._full_scale.json: the bandwidth alone)
   # Gabor wavelets against raw pixels (Fashion-MNIST for MNIST)
   python experiments/kernel_features.py --dataset=fashion_mnist \
       --features=pixels --num_train=20000 --num_val=5000 \
