@@ -455,6 +455,13 @@ def _at(result: dict, preprocess: str, scale: float, ridge: float = 0.0
   return None
 
 
+def _norm_range(result: dict) -> str:
+  norms = [r["true_labels"]["rkhs_norm"]
+           for r in result["sweeps"][0]["solved"][-1]["runs"]
+           if r["ridge"] == 0]
+  return f"{min(norms):.0f}-{max(norms):.0f}"
+
+
 def section5_findings(results: pathlib.Path) -> list[str]:
   """What the Section 5 results say, each number read from its file."""
   lines = []
@@ -553,6 +560,10 @@ def section5_findings(results: pathlib.Path) -> list[str]:
              "data the norm orders the two the same way as the test error "
              "(the paper found the opposite on MNIST)." if better else
              "the feature map does not help on this data.")
+          + " (A caveat: the norm depends as much on the bandwidth as on "
+            "the features; over the bandwidths swept at ridge 0 it ranges "
+            f"{_norm_range(raw)} on pixels and {_norm_range(gabor)} on "
+            "Gabor features.)"
           + f" With the ridge chosen on validation: pixels "
             f"{r_run['true_labels']['test_error_percent']:.2f}% (ridge "
             f"{r_run['ridge']:g}), Gabor "
@@ -600,6 +611,14 @@ def section5_findings(results: pathlib.Path) -> list[str]:
             f"{run['true_labels']['test_error_percent']:.2f}% test error, "
             f"training accuracy {run['true_labels']['train_accuracy']:.4f} "
             f"(paper: {paper.KERNEL_TEST_ERROR[key]:g}%).")
+  if conv is not None and _load(
+      results / "section5_cifar10_random_conv_full.json") is not None:
+    lines.append(
+        "  More data helps most; the filter count hardly matters at "
+        f"{conv['data']['train_examples']:,} images. The paper describes its network by its filter count only; "
+        "our one-layer reading at stride 2 (`docs/ambiguities.md`) stays "
+        "well above its errors, so its network was probably richer (stride "
+        "1, more layers, or another nonlinearity or pooling).")
   return (["### What the results show", ""] + lines + [""]) if lines else []
 
 
