@@ -57,6 +57,17 @@ def _provenance(result: dict, path: pathlib.Path) -> list[str]:
       f"({versions}).", ""]
 
 
+def _open_section(title: str, path: pathlib.Path, command: str
+                  ) -> tuple[list[str], dict | None]:
+  """A section's title and provenance, or a note that it has not run."""
+  lines = [title, ""]
+  result = _load(path)
+  if result is None:
+    return lines + [f"Not run yet: `{command}` writes "
+                    f"`{path.as_posix()}`.", ""], None
+  return lines + _provenance(result, path), result
+
+
 def theorem1_section(results: pathlib.Path) -> list[str]:
   path = results / "theorem1.json"
   lines = ["## Finite-sample expressivity (Section 4, Theorem 1)", ""]
@@ -107,14 +118,12 @@ def theorem1_section(results: pathlib.Path) -> list[str]:
 
 
 def min_norm_section(results: pathlib.Path) -> list[str]:
-  path = results / "min_norm.json"
-  lines = ["## Minimum norm and SGD (Section 5)", ""]
-  result = _load(path)
+  lines, result = _open_section(
+      "## Minimum norm and SGD (Section 5)", results / "min_norm.json",
+      "python experiments/min_norm.py")
   if result is None:
-    return lines + [f"Not run yet: `python experiments/min_norm.py` writes "
-                    f"`{path.as_posix()}`.", ""]
+    return lines
   syn = result["synthetic"]
-  lines += _provenance(result, path)
   lines += [
       f"Synthetic least squares, n = {syn['n']} points in d = {syn['d']} "
       f"dimensions ({syn['data']}); SGD with step {syn['learning_rate']:.4g} "
@@ -670,13 +679,11 @@ def section5_features_section(results: pathlib.Path) -> list[str]:
 
 
 def depth_k_section(results: pathlib.Path) -> list[str]:
-  path = results / "depth_k.json"
-  lines = ["## Depth-k expressivity (Section 4, remark after Theorem 1)", ""]
-  result = _load(path)
+  lines, result = _open_section(
+      "## Depth-k expressivity (Section 4, remark after Theorem 1)",
+      results / "depth_k.json", "python experiments/depth_k.py")
   if result is None:
-    return lines + [f"Not run yet: `python experiments/depth_k.py` writes "
-                    f"`{path.as_posix()}`.", ""]
-  lines += _provenance(result, path)
+    return lines
   lines += [
       "The paper: depth k, width O(n/k). Construction: "
       f"{result['construction']}. \"weights\" counts as Theorem 1 counts "
@@ -701,13 +708,11 @@ def depth_k_section(results: pathlib.Path) -> list[str]:
 
 
 def rademacher_section(results: pathlib.Path) -> list[str]:
-  path = results / "rademacher.json"
-  lines = ["## Empirical Rademacher complexity (Section 2.2)", ""]
-  result = _load(path)
+  lines, result = _open_section(
+      "## Empirical Rademacher complexity (Section 2.2)",
+      results / "rademacher.json", "python experiments/rademacher.py")
   if result is None:
-    return lines + [f"Not run yet: `python experiments/rademacher.py` writes "
-                    f"`{path.as_posix()}`.", ""]
-  lines += _provenance(result, path)
+    return lines
   lines += [result["description"] + " The paper gives no number; it argues "
             "that R_n is about 1 for the networks it trains, which makes the "
             "Rademacher bound vacuous.", ""]
