@@ -20,7 +20,7 @@ docs/ambiguities.md:
   image quadrants (4 features per filter). Its features are produced one
   block of filters at a time, so the Gram matrix of 32,000 filters
   (128,000 features) can be accumulated without ever holding the features
-  (:func:`rethink_jax.theory.kernels.accumulate_gram`).
+  (:class:`rethink_jax.theory.kernels.GramAccumulator`).
 
 Everything is a deterministic function of the images, the options and a JAX
 PRNG key.
@@ -194,6 +194,10 @@ class RandomConvNet:
   3. the responses are summed over a ``pool_grid`` x ``pool_grid`` grid of
      image regions (the four quadrants by default), giving
      ``pool_grid**2 * num_filters`` features.
+
+  The default stride is Coates & Ng's 1; ``experiments/kernel_features.py``
+  runs stride 2 (``--stride``), a quarter of the cost, on all 50,000
+  CIFAR-10 images (docs/ambiguities.md).
   """
 
   num_filters: int = 32_000
