@@ -216,6 +216,29 @@ def test_gram_accumulator_saves_resumes_and_refuses_other_settings(tmp_path):
     kernels.GramAccumulator.load(tmp_path / "gram", {"data": "y", "seed": 0})
 
 
+def test_gram_checkpoint_survives_an_interrupted_save(tmp_path):
+  info = {"data": "x"}
+  acc = kernels.GramAccumulator(40, 15)
+  acc.add(*_blocks()[0])
+  acc.save(tmp_path / "gram", info)
+  # Interrupted between save()'s renames: only the .old copy is complete,
+  # and a half-written .tmp is left behind.
+  (tmp_path / "gram").rename(tmp_path / "gram.old")
+  (tmp_path / "gram.tmp").mkdir()
+  (tmp_path / "gram.tmp" / "train.npy").write_bytes(b"torn")
+  (tmp_path / "gram.tmp" / "state.json").write_text("{}")
+  loaded = kernels.GramAccumulator.load(tmp_path / "gram", info)
+  assert loaded is not None and loaded.blocks_done == 1
+  np.testing.assert_array_equal(loaded.train, acc.train)
+  loaded.add(*_blocks()[1])
+  loaded.save(tmp_path / "gram", info)  # The stale .tmp is not reused.
+  again = kernels.GramAccumulator.load(tmp_path / "gram", info)
+  assert again is not None and again.blocks_done == 2
+  np.testing.assert_array_equal(again.train, loaded.train)
+  assert not (tmp_path / "gram.old").exists()
+  assert not (tmp_path / "gram.tmp").exists()
+
+
 def test_solve_kernel_matrix_interpolates_and_retries_a_failed_factor():
   rng = np.random.default_rng(0)
   x = rng.standard_normal((60, 4))

@@ -779,7 +779,9 @@ class GramAccumulator:
     """Writes the accumulator and ``info`` atomically (``path`` a folder)."""
     folder = pathlib.Path(path)
     tmp = folder.with_name(folder.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():  # A save that was interrupted: never reuse its files.
+      shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
     for name in ("train", "cross", "train_sq", "cross_sq"):
       with open(tmp / f"{name}.npy", "wb") as f:
         np.save(f, getattr(self, name))
@@ -790,6 +792,8 @@ class GramAccumulator:
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
+      if old.exists():  # Left by a save interrupted after its last rename.
+        shutil.rmtree(old)
       folder.rename(old)
     tmp.rename(folder)
     if old.exists():
@@ -806,7 +810,11 @@ class GramAccumulator:
     """
     folder = pathlib.Path(path)
     if not (folder / "state.json").exists():
-      return None
+      # Interrupted between the two renames of save(): the previous
+      # checkpoint is complete under the .old name.
+      folder = folder.with_name(folder.name + ".old")
+      if not (folder / "state.json").exists():
+        return None
     state = json.loads((folder / "state.json").read_text())
     if state["info"] != info:
       raise ValueError(f"{folder} holds Gram matrices of another "
