@@ -98,8 +98,9 @@ flags.DEFINE_integer("gabor_pool", 2, "gabor: average-pooling window")
 flags.DEFINE_enum("dtype", "float32", ["float32", "float64"],
                   "dtype of the Gram and kernel matrices")
 flags.DEFINE_string("cache_dir", None, "folder for the Gram accumulator "
-                    "checkpoints (default: none for small runs, "
-                    "~/.cache/rethink_jax/gram/<name> above 25,000 points)")
+                    "checkpoints (default: ~/.cache/rethink_jax/gram/<name> "
+                    "for random_conv runs and above --in_place_above "
+                    "points, none otherwise)")
 flags.DEFINE_float("checkpoint_minutes", 8.0, "minutes between Gram "
                    "checkpoints (with a cache_dir)")
 flags.DEFINE_float("time_budget_minutes", 0.0, "stop after the checkpoint "
@@ -194,9 +195,14 @@ def _feature_info(num_features: int | None = None) -> dict:
     return {"map": "pixels", "description": "the preprocessed pixels, "
             "flattened"}
   if FLAGS.features == "gabor":
+    lengths = features.GABOR_WAVELENGTHS
+    size = features.GABOR_SIZE
     return {"map": "gabor", "description": (
-        "moduli of 24 complex Gabor wavelets (11x11; wavelengths 3, 6, 12 "
-        "pixels; 8 orientations; one-octave bandwidth), 'SAME' convolution, "
+        f"moduli of {len(lengths) * features.GABOR_ORIENTATIONS} complex "
+        f"Gabor wavelets ({size}x{size}; wavelengths "
+        f"{', '.join(f'{w:g}' for w in lengths)} pixels; "
+        f"{features.GABOR_ORIENTATIONS} orientations; one-octave bandwidth), "
+        "'SAME' convolution, "
         f"{FLAGS.gabor_pool}x{FLAGS.gabor_pool} average pooling "
         "(features.gabor_features)")}
   net = _net()

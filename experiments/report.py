@@ -90,8 +90,8 @@ def _table4(rows) -> list[str]:
 
 
 def _switches(row) -> str:
-  on = [name.replace("_", " ") for name in
-        ("data_aug", "dropout", "weight_decay") if row[name]]
+  on = [name.replace("_", " ") for name in suite.TABLE2_SWITCHES
+        if name != "random_labels" and row[name]]
   return ", ".join(on) or "none"
 
 

@@ -204,7 +204,7 @@ CPU_IMAGENET_DATASET = "imagenette"
 CPU_IMAGENET_SIZE = 75
 CPU_IMAGENET_SCALE = CpuScale(512, 500, 40)
 CPU_IMAGENET_LEARNING_RATE = 0.002
-TABLE2_SWITCHES = ("data_aug", "dropout", "weight_decay", "random_labels")
+TABLE2_SWITCHES = config_lib.TABLE2_SWITCHES
 
 
 def table2_config(scale: str, seed: int, row: dict[str, bool]

@@ -101,9 +101,15 @@ def preprocess(images, mode: str, *, train_images=None) -> np.ndarray:
   return fn(scaled, reference.mean(axis=0))
 
 
-def gabor_bank(size: int = 11, wavelengths=(3.0, 6.0, 12.0),
-               num_orientations: int = 8, bandwidth: float = 1.0
-               ) -> np.ndarray:
+# The default Gabor bank (our reading; the paper gives none).
+GABOR_SIZE = 11
+GABOR_WAVELENGTHS = (3.0, 6.0, 12.0)
+GABOR_ORIENTATIONS = 8
+
+
+def gabor_bank(size: int = GABOR_SIZE, wavelengths=GABOR_WAVELENGTHS,
+               num_orientations: int = GABOR_ORIENTATIONS,
+               bandwidth: float = 1.0) -> np.ndarray:
   """Complex Gabor wavelets ``(size, size, len(wavelengths) * orientations)``.
 
   ``g(x, y) = exp(-(x'^2 + y'^2) / (2 sigma^2)) exp(2 pi i x' / lambda)`` with
@@ -144,8 +150,9 @@ def _gabor_moduli(images: jax.Array, bank_real: jax.Array,
   return pooled.reshape(images.shape[0], -1)
 
 
-def gabor_features(images, *, size: int = 11, wavelengths=(3.0, 6.0, 12.0),
-                   num_orientations: int = 8, pool: int = 2,
+def gabor_features(images, *, size: int = GABOR_SIZE,
+                   wavelengths=GABOR_WAVELENGTHS,
+                   num_orientations: int = GABOR_ORIENTATIONS, pool: int = 2,
                    batch_size: int = 1000) -> np.ndarray:
   """The Gabor wavelet transform of grayscale images (Section 5, MNIST).
 
