@@ -181,19 +181,34 @@ def resident_epoch(state: TrainState, sums: Sums, images: jax.Array,
 
   def body(carry, i):
     state, sums = carry
-    index = jax.lax.dynamic_slice_in_dim(order, (first_batch + i) * batch_size,
-                                         batch_size)
-    batch_images = jax.lax.with_sharding_constraint(images[index],
-                                                    batch_sharding)
-    batch_labels = jax.lax.with_sharding_constraint(labels[index],
-                                                    batch_sharding)
-    return step(state, sums, batch_images, batch_labels, step_key), None
+    batch = gather_batch(images, labels, order, first_batch + i,
+                         batch_size=batch_size, sharding=batch_sharding)
+    return step(state, sums, *batch, step_key)
 
-  if num_steps == 1:  # No loop at all (see steps_per_call).
-    return body((state, sums), jnp.zeros((), jnp.int32))[0]
-  (state, sums), _ = jax.lax.scan(body, (state, sums),
-                                  jnp.arange(num_steps, dtype=jnp.int32))
-  return state, sums
+  return scan_steps(body, (state, sums), num_steps)
+
+
+def gather_batch(images: jax.Array, labels: jax.Array, order: jax.Array,
+                 batch: jax.Array, *, batch_size: int,
+                 sharding: jax.sharding.Sharding
+                 ) -> tuple[jax.Array, jax.Array]:
+  """Batch ``batch`` of an epoch order, gathered on the device and split."""
+  index = jax.lax.dynamic_slice_in_dim(order, batch * batch_size, batch_size)
+  return (jax.lax.with_sharding_constraint(images[index], sharding),
+          jax.lax.with_sharding_constraint(labels[index], sharding))
+
+
+def scan_steps(body: Callable[[Any, jax.Array], Any], carry: Any,
+               num_steps: int) -> Any:
+  """``carry = body(carry, i)`` for i < num_steps, in one ``lax.scan``.
+
+  One step is no loop at all (see :func:`steps_per_call`).
+  """
+  if num_steps == 1:
+    return body(carry, jnp.zeros((), jnp.int32))
+  carry, _ = jax.lax.scan(lambda c, i: (body(c, i), None), carry,
+                          jnp.arange(num_steps, dtype=jnp.int32))
+  return carry
 
 
 def steps_per_call(requested: int, steps_per_epoch: int, *,

@@ -24,6 +24,7 @@ Command line (:mod:`rethink_jax.cli`)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -464,11 +465,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                writer=writer)
 
 
-def _train_and_evaluate(config, workdir, train, test, *, start, writer):
-  """train_and_evaluate once the workdir is locked."""
-  mesh = data_mesh()
-  replicated = jax.sharding.NamedSharding(mesh, P())
+@dataclasses.dataclass
+class RunSetup:
+  """What one run is made of before training starts: its data and program."""
 
+  config: ml_collections.ConfigDict
+  train: Any
+  test: Any
+  train_ids: np.ndarray
+  test_ids: np.ndarray
+  fingerprint: dict[str, Any]
+  streamed: bool
+  train_size: int
+  steps_per_epoch: int
+  model: Any
+  schedule: optax.Schedule
+  tx: optax.GradientTransformation
+  train_pipeline: Any
+  eval_pipeline: Any
+  input_shape: tuple[int, ...]
+  init_key: jax.Array
+  shuffle_key: jax.Array
+  step_key: jax.Array
+
+
+def setup_run(config: ml_collections.ConfigDict, train: Any = None,
+              test: Any = None) -> RunSetup:
+  """Loads and randomizes a run's data and builds its model and optimizer."""
   train, test, train_ids, test_ids = inputs.load(config, train, test)
   fingerprint = inputs.fingerprint(train, test, train_ids, test_ids)
   streamed = inputs.is_streamed(train)
@@ -485,13 +508,6 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
       models.weight_decay_mask(config.model, config.weight_decay_scope),
       kind=config.optimizer)
   train_pipeline, eval_pipeline = _pipelines(config, streamed)
-  fns = steps.compile_fns(model, tx, train_preprocess=train_pipeline,
-                          eval_preprocess=eval_pipeline,
-                          batch_size=config.batch_size,
-                          eval_batch_size=config.eval_batch_size, mesh=mesh,
-                          label_smoothing=config.label_smoothing,
-                          aux_loss_weight=config.aux_loss_weight)
-
   if streamed:
     input_shape = (config.image_size, config.image_size, 3)
   else:
@@ -500,6 +516,83 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
                                             train.images.dtype)).shape[1:]
   init_key, shuffle_key, step_key = jax.random.split(
       jax.random.key(config.seed), 3)
+  return RunSetup(config, train, test, train_ids, test_ids, fingerprint,
+                  streamed, train_size, steps_per_epoch, model, schedule, tx,
+                  train_pipeline, eval_pipeline, tuple(input_shape), init_key,
+                  shuffle_key, step_key)
+
+
+def record_epoch(config: ml_collections.ConfigDict, book: dict[str, Any],
+                 record: dict[str, Any], *, steps_per_epoch: int,
+                 train_time: float, eval_time: float,
+                 elapsed_s: float) -> dict[str, Any]:
+  """Updates the bookkeeping with an epoch's metrics and completes them."""
+  _update_book(config, book, record)
+  book["elapsed_s"] = elapsed_s
+  record.update(
+      cumulative_best_test_accuracy=book["best_test_accuracy"],
+      steps_to_fit=book["steps_to_fit"],
+      steps_to_converge=book["steps_to_converge"],
+      images_per_second=steps_per_epoch * config.batch_size / train_time,
+      train_time_s=train_time,
+      eval_time_s=eval_time,
+      wall_time_s=book["elapsed_s"])
+  return record
+
+
+def summarize(s: RunSetup, state: Any, book: dict[str, Any],
+              records: list[dict[str, Any]], *, compile_time: float,
+              total: float, **extra: Any) -> dict[str, Any]:
+  """The run's summary.json (see :func:`train_and_evaluate`)."""
+  config = s.config
+  return dict(
+      config=config.to_dict(),
+      learning_rate=config_lib.learning_rate(config),
+      data=dict(inputs.describe(s.train, s.test, s.train_ids, s.test_ids),
+                image_shape=list(s.input_shape),
+                steps_per_epoch=s.steps_per_epoch,
+                dropped_per_epoch=s.train_size - s.steps_per_epoch
+                * config.batch_size, fingerprint=s.fingerprint),
+      corruption=s.train.manifest,
+      param_count=models.count_params(state.params),
+      devices=dict(count=jax.device_count(),
+                   kind=jax.devices()[0].device_kind,
+                   platform=jax.devices()[0].platform,
+                   processes=jax.process_count()),
+      final=records[-1] if records else None,
+      epochs_completed=book["epoch"],
+      stopped=_stop_reason(config, book),
+      steps_to_fit=book["steps_to_fit"],
+      fitted_epoch=book["fitted_epoch"],
+      steps_to_converge=book["steps_to_converge"],
+      converged_epoch=book["converged_epoch"],
+      best_test_accuracy=book["best_test_accuracy"],
+      best_epoch=book["best_epoch"],
+      compile_time_s=compile_time,
+      total_time_s=total,
+      **extra,
+      versions=results.versions(),
+      code=results.code())
+
+
+def _train_and_evaluate(config, workdir, train, test, *, start, writer):
+  """train_and_evaluate once the workdir is locked."""
+  mesh = data_mesh()
+  replicated = jax.sharding.NamedSharding(mesh, P())
+  s = setup_run(config, train, test)
+  train, test, train_ids, test_ids = s.train, s.test, s.train_ids, s.test_ids
+  fingerprint = s.fingerprint
+  steps_per_epoch, model, schedule, tx = (s.steps_per_epoch, s.model,
+                                          s.schedule, s.tx)
+  fns = steps.compile_fns(model, tx, train_preprocess=s.train_pipeline,
+                          eval_preprocess=s.eval_pipeline,
+                          batch_size=config.batch_size,
+                          eval_batch_size=config.eval_batch_size, mesh=mesh,
+                          label_smoothing=config.label_smoothing,
+                          aux_loss_weight=config.aux_loss_weight)
+  input_shape = s.input_shape
+  train_size = s.train_size
+  init_key, shuffle_key, step_key = s.init_key, s.shuffle_key, s.step_key
 
   with contextlib.ExitStack() as cleanup:
     checkpoints = checkpoint.Checkpoints(workdir, config.checkpoints_to_keep)
@@ -540,16 +633,10 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
                     learning_rate=float(schedule(int(state.step) - 1)))
       record.update(metrics.from_running_sums(jax.device_get(sums)))
       record.update(loop.evaluate(state))
-      _update_book(config, book, record)
-      book["elapsed_s"] = elapsed_before + time.perf_counter() - start
-      record.update(
-          cumulative_best_test_accuracy=book["best_test_accuracy"],
-          steps_to_fit=book["steps_to_fit"],
-          steps_to_converge=book["steps_to_converge"],
-          images_per_second=steps_per_epoch * config.batch_size / train_time,
-          train_time_s=train_time,
-          eval_time_s=time.perf_counter() - eval_start,
-          wall_time_s=book["elapsed_s"])
+      record_epoch(config, book, record, steps_per_epoch=steps_per_epoch,
+                   train_time=train_time,
+                   eval_time=time.perf_counter() - eval_start,
+                   elapsed_s=elapsed_before + time.perf_counter() - start)
       log.write(record)
       epochs_here += 1
       if writer:
@@ -566,33 +653,8 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
     logging.info("%s: stopped (%s) after %d epochs, %s", workdir,
                  _stop_reason(config, book), book["epoch"],
                  metrics.duration(total))
-  summary = dict(
-      config=config.to_dict(),
-      learning_rate=config_lib.learning_rate(config),
-      data=dict(inputs.describe(train, test, train_ids, test_ids),
-                image_shape=list(input_shape),
-                steps_per_epoch=steps_per_epoch,
-                dropped_per_epoch=train_size - steps_per_epoch
-                * config.batch_size, fingerprint=fingerprint),
-      corruption=train.manifest,
-      param_count=models.count_params(state.params),
-      devices=dict(count=jax.device_count(),
-                   kind=jax.devices()[0].device_kind,
-                   platform=jax.devices()[0].platform,
-                   processes=jax.process_count()),
-      final=log.records[-1] if log.records else None,
-      epochs_completed=book["epoch"],
-      stopped=_stop_reason(config, book),
-      steps_to_fit=book["steps_to_fit"],
-      fitted_epoch=book["fitted_epoch"],
-      steps_to_converge=book["steps_to_converge"],
-      converged_epoch=book["converged_epoch"],
-      best_test_accuracy=book["best_test_accuracy"],
-      best_epoch=book["best_epoch"],
-      compile_time_s=loop.compile_time,
-      total_time_s=total,
-      versions=results.versions(),
-      code=results.code())
+  summary = summarize(s, state, book, log.records,
+                      compile_time=loop.compile_time, total=total)
   if writer:
     metrics.write_json(os.path.join(workdir, SUMMARY_NAME), summary)
   return metrics.json_safe(summary)

@@ -39,7 +39,7 @@ class TrainState:
   opt_state: Any
 
 
-def learning_rate_schedule(initial: float, decay_factor: float,
+def learning_rate_schedule(initial: Any, decay_factor: float,
                            steps_per_epoch: int,
                            staircase: bool = True,
                            decay_epochs: int = 1) -> optax.Schedule:
@@ -79,7 +79,7 @@ RMSPROP_INITIAL_SCALE = 1.0
 
 
 def optimizer(schedule: optax.Schedule, momentum: float,
-              weight_decay: float,
+              weight_decay: Any,
               mask: Callable[[Any], Any] | None = None,
               kind: str = "sgd") -> optax.GradientTransformation:
   """SGD (or RMSProp) with momentum and an optional l2 penalty on the weights.
@@ -95,7 +95,10 @@ def optimizer(schedule: optax.Schedule, momentum: float,
   Args:
     schedule: the learning rate as a function of the step.
     momentum: SGD momentum (0.9 in the paper).
-    weight_decay: lambda; 0 leaves the penalty out of the chain entirely.
+    weight_decay: lambda; a Python 0 leaves the penalty out of the chain
+      entirely. It may be a traced array (one value per run of a multi-run
+      program, :mod:`rethink_jax.training.multi_run`), as may the
+      schedule's initial value.
     mask: params tree -> tree of booleans, the decayed parameters.
     kind: ``"sgd"`` (the paper) or ``"rmsprop"`` (TF's RMSProp with
       :data:`RMSPROP_DECAY`, :data:`RMSPROP_EPSILON`, the mean square
@@ -112,7 +115,7 @@ def optimizer(schedule: optax.Schedule, momentum: float,
                          eps_in_sqrt=True, momentum=momentum)
   else:
     raise ValueError(f"unknown optimizer {kind!r}; use 'sgd' or 'rmsprop'.")
-  if weight_decay == 0.0:
+  if isinstance(weight_decay, (int, float)) and weight_decay == 0.0:
     return step
   return optax.chain(
       optax.add_decayed_weights(weight_decay, mask or _kernel_mask), step)
