@@ -4,6 +4,7 @@ r"""Runs (or continues) the paper's CIFAR-10 experiments.
   python experiments/paper.py --scale=paper --shard=0/4 # 1 of 4 GPU hosts
   python experiments/paper.py --experiments=table1 --dry_run
   python experiments/paper.py --models=mlp_1x512,mlp_3x512
+  python experiments/paper.py --seeds=3 --runs_per_program=8  # seeds together
 
 Each run's workdir is results/runs/<scale>/<model>/<name>-<key>, derived
 from its config (rethink_jax.experiments.sweep), so a run that several
@@ -37,6 +38,9 @@ flags.DEFINE_string("models", "", "comma-separated models to run (default: "
                     "all)")
 flags.DEFINE_integer("seeds", 1, "runs per row, seeds 0..k-1 (mean and "
                      "spread)")
+flags.DEFINE_integer("runs_per_program", 1, "train up to this many "
+                     "compatible runs (e.g. the seeds of a row) in one "
+                     "compiled program (rethink_jax.training.multi_run)")
 flags.DEFINE_string("shard", "0/1", "i/n: run every n-th run starting at i")
 flags.DEFINE_string("root", os.path.join(REPO, "results", "runs"),
                     "folder of the runs (one subfolder per scale)")
@@ -64,6 +68,7 @@ def main(argv: list[str]) -> None:
   root = os.path.join(args.root, args.scale)
   start = time.perf_counter()
   report = sweep.run([e.config for e in entries], root, shard=shard,
+                     runs_per_program=args.runs_per_program,
                      dry_run=args.dry_run)
   counts = {s: sum(r["before"] == s for r in report)
             for s in ("done", "partial", "missing")}

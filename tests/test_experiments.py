@@ -11,6 +11,7 @@ import pytest
 
 from rethink_jax.training import config as config_lib
 from rethink_jax import paper
+from rethink_jax.training import multi_run
 from rethink_jax.training import train
 from rethink_jax.data.dataset import from_arrays
 from rethink_jax.experiments import suite
@@ -148,6 +149,41 @@ def test_runner_trains_missing_skips_done_resumes_partial(tmp_path):
   assert report[0]["before"] == "partial"
   with open(os.path.join(report[0]["workdir"], "metrics.jsonl")) as f:
     assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
+
+
+def test_compatible_runs_share_programs_and_done_runs_are_skipped(tmp_path):
+  configs = tiny_configs()
+  other = config_lib.base_config()
+  other.update(configs[0].to_dict())
+  other.batch_size = 8  # Another program.
+  other.lock()
+  rng = np.random.default_rng(0)
+  pair = (from_arrays(rng.integers(0, 256, (32, 32, 32, 3), np.uint8),
+                      rng.integers(0, 10, 32), 10),
+          from_arrays(rng.integers(0, 256, (16, 32, 32, 3), np.uint8),
+                      rng.integers(0, 10, 16), 10))
+  programs = []
+
+  def many(group, workdirs):
+    programs.append(sorted(c.seed for c in group))
+    return multi_run.train_and_evaluate_many(group, workdirs,
+                                             data=[pair] * len(group))
+
+  alone = []
+  sweep.run(configs + [other], str(tmp_path), runs_per_program=2,
+            train_fn=lambda c, w: alone.append(c.batch_size) or tiny_train(
+                c, w), train_many_fn=many, log=lambda line: None)
+  assert programs == [[0, 1]] and sorted(alone) == [8, 16]
+  assert all(sweep.status(str(tmp_path), c) == "done"
+             for c in configs + [other])
+  # Rerun with a longer run: only it is trained; the done ones are skipped.
+  programs.clear()
+  longer = tiny_configs(epochs=3)
+  report = sweep.run(longer[:2] + configs[2:], str(tmp_path),
+                     runs_per_program=4, train_many_fn=many,
+                     train_fn=tiny_train, log=lambda line: None)
+  assert [r["before"] for r in report] == ["partial", "partial", "done"]
+  assert programs == [[0, 1]]
 
 
 def test_a_sweep_stopped_midway_continues(tmp_path):

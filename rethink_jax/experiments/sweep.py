@@ -7,7 +7,9 @@ random-label row and Figure 1b's p = 1 point, say) share one workdir and it
 is trained once. :func:`run` trains what is missing, resumes what is
 partial (the trainer resumes from the workdir's checkpoints) and skips what
 is done; ``shard=(i, n)`` takes every n-th run so that n hosts can split a
-sweep, each run still using every device of its host.
+sweep, and ``runs_per_program=K`` trains up to K compatible runs together
+in one compiled program (:mod:`rethink_jax.training.multi_run`), which is
+what fills a GPU or a TPU VM with paper-sized models.
 """
 
 from __future__ import annotations
@@ -121,13 +123,40 @@ def parse_shard(text: str) -> tuple[int, int]:
   return index, count
 
 
+def programs(configs: Sequence[ml_collections.ConfigDict],
+             runs_per_program: int) -> list[list[ml_collections.ConfigDict]]:
+  """Configs grouped into programs of at most ``runs_per_program`` runs.
+
+  Configs with the same :func:`rethink_jax.training.multi_run.program_key`
+  (same model, data, batch and schedule; they may differ in seed, data
+  seed, randomization, learning rate, weight decay and run length) share a
+  program, in the order given; streamed data sets always run alone.
+  """
+  from rethink_jax import data  # pylint: disable=g-import-not-at-top
+  from rethink_jax.training import multi_run  # pylint: disable=g-import-not-at-top
+  groups: dict[str, list[ml_collections.ConfigDict]] = {}
+  out = []
+  for config in configs:
+    if runs_per_program <= 1 or data.is_streamed(config.dataset):
+      out.append([config])
+      continue
+    group = groups.setdefault(multi_run.program_key(config), [])
+    group.append(config)
+    if len(group) == 1:
+      out.append(group)
+    if len(group) == runs_per_program:
+      del groups[multi_run.program_key(config)]
+  return out
+
+
 def run(configs: Sequence[ml_collections.ConfigDict], root: str, *,
-        shard: tuple[int, int] = (0, 1),
+        shard: tuple[int, int] = (0, 1), runs_per_program: int = 1,
         train_fn: Callable[..., dict[str, Any]] | None = None,
+        train_many_fn: Callable[..., list[dict[str, Any]]] | None = None,
         dry_run: bool = False,
         log: Callable[[str], None] = lambda line: print(line, flush=True)
         ) -> list[dict[str, Any]]:
-  """Trains the runs of this shard that are not done, one after another.
+  """Trains the runs of this shard that are not done.
 
   Example::
 
@@ -139,6 +168,7 @@ def run(configs: Sequence[ml_collections.ConfigDict], root: str, *,
       with cfg.unlocked():
         cfg.num_epochs, cfg.train_examples = 1, 1024
       configs.append(cfg)
+    sweep.run(configs, "/tmp/my_sweep", runs_per_program=2)  # one program
     sweep.run(configs, "/tmp/my_sweep")  # again: both runs are skipped
 
   Args:
@@ -146,31 +176,51 @@ def run(configs: Sequence[ml_collections.ConfigDict], root: str, *,
     root: the folder the workdirs go under.
     shard: ``(i, n)``: this host takes runs i, i + n, i + 2n, ... of the
       sorted unique runs.
+    runs_per_program: train up to this many compatible runs that are not
+      done in one compiled program (:mod:`rethink_jax.training.multi_run`);
+      1 trains each run alone.
     train_fn: ``train_fn(config, workdir)``; default
       :func:`rethink_jax.train.train_and_evaluate`.
+    train_many_fn: ``train_many_fn(configs, workdirs)``; default
+      :func:`rethink_jax.training.multi_run.train_and_evaluate_many`.
     dry_run: only report each run's status.
     log: where the one line per run goes (default: standard output).
 
   Returns:
     One entry per run of the shard: ``name``, ``workdir``, ``before``
-    (status before) and ``seconds`` spent training (0 when skipped).
+    (status before) and ``seconds`` spent training (0 when skipped; the
+    program's time for each run trained in a program of several).
   """
   if train_fn is None:
     from rethink_jax.training import train  # pylint: disable=g-import-not-at-top
     train_fn = train.train_and_evaluate
+  if train_many_fn is None:
+    from rethink_jax.training import multi_run  # pylint: disable=g-import-not-at-top
+    train_many_fn = multi_run.train_and_evaluate_many
   index, count = shard
   mine = unique(configs)[index::count]
-  report = []
+  report = {}
+  todo = []
   for number, config in enumerate(mine, 1):
     name, path = run_name(config), workdir(root, config)
     before = status(root, config)
-    entry = dict(name=name, workdir=path, before=before, seconds=0.0)
-    report.append(entry)
+    report[name] = dict(name=name, workdir=path, before=before, seconds=0.0)
     log(f"[{number}/{len(mine)}] {name}: {before}")
-    if before == "done" or dry_run:
-      continue
+    if before != "done":
+      todo.append(config)
+  if dry_run:
+    return list(report.values())
+  for group in programs(todo, runs_per_program):
+    names = [run_name(c) for c in group]
+    paths = [workdir(root, c) for c in group]
     start = time.perf_counter()
-    train_fn(config, path)
-    entry["seconds"] = time.perf_counter() - start
-    log(f"[{number}/{len(mine)}] {name}: done in {entry['seconds']:.0f} s")
-  return report
+    if len(group) == 1:
+      train_fn(group[0], paths[0])
+    else:
+      log(f"training {len(group)} runs in one program: {', '.join(names)}")
+      train_many_fn(group, paths)
+    seconds = time.perf_counter() - start
+    for name in names:
+      report[name]["seconds"] = seconds
+      log(f"{name}: done in {seconds:.0f} s")
+  return list(report.values())
