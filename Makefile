@@ -3,7 +3,7 @@
 PYTHON ?= python3
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup test main paper benchmark constraints
+.PHONY: setup test main paper benchmark accelerator-check constraints
 
 setup:
 	@if [ ! -f $(FASHION_MNIST) ]; then \
@@ -35,3 +35,8 @@ paper: setup
 
 benchmark: setup
 	$(PYTHON) benchmarks/train_step.py
+
+# On a GPU or TPU host: tests, multi-run benchmark and a short paper-scale
+# program, all in one results file (benchmarks/accelerator_check.py).
+accelerator-check: setup
+	$(PYTHON) benchmarks/accelerator_check.py --out=results/benchmarks/$$(hostname)_accelerator_check.json

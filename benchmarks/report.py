@@ -52,8 +52,19 @@ def _input_rows(path, result):
            f"`{os.path.basename(path)}` |")
 
 
+def _multi_rows(path, result):
+  for r in result["rows"]:
+    yield (f"| {r['model']} | {_machine(result)} | {r['runs']} | "
+           f"{r['strategy']} | {r['images_per_second']:,.0f} | "
+           f"{r['sequential_images_per_second']:,.0f} | "
+           f"{r['ratio_to_sequential']:.2f} | "
+           f"{r['compile_and_first_epoch_s']:.0f} | "
+           f"`{os.path.basename(path)}` |")
+
+
 def main():
   step_rows, pool_rows, commands, input_rows, v3_rows = [], [], [], [], []
+  multi_rows = []
   for path in sorted(glob.glob(os.path.join(REPO, "results", "benchmarks",
                                             "*.json"))):
     with open(path) as f:
@@ -63,6 +74,8 @@ def main():
                     f"XLA_FLAGS `{result.get('xla_flags') or '(none)'}`")
     if "results" in result:
       step_rows.extend(_step_rows(path, result))
+    if "rows" in result and "multi_run" in result.get("command", ""):
+      multi_rows.extend(_multi_rows(path, result))
     if "max_pool" in result:
       pool_rows.extend(_pool_rows(path, result))
     if "input_pipeline" in result:
@@ -93,6 +106,20 @@ def main():
       "vary from run to run, so compare rows measured together. "
       "`cpu2_ynn_convolutions.json` times the XLA:CPU default (YNNPACK "
       "convolutions), which `rethink_jax.CPU_XLA_FLAGS` turns off.\n")
+  if multi_rows:
+    text += (
+        "\n## Many runs in one program\n\n"
+        "Total training images/s of K runs in one compiled program "
+        "(`rethink_jax.training.multi_run`, batch 128 each) against K runs "
+        "one after another (one run's images/s), measured side by side in "
+        "one process; an epoch of synthetic data after a compiling epoch, "
+        "median of the repeats. A ratio >= 1 means the program beats "
+        "sequential runs; `unroll` is the CPU default (`strategy='auto'`), "
+        "`vmap` the accelerator one.\n\n"
+        "| model | devices | K | layout | images/s (all K runs) | images/s "
+        "(one run alone) | ratio | compile + first epoch (s) | file |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(multi_rows)
+        + "\n")
   if pool_rows:
     text += (
         "\n## Max-pool forward and backward\n\n"

@@ -83,6 +83,16 @@ def test_unrolled_runs_are_bit_identical_to_runs_trained_alone(tmp_path):
   assert [s["epochs_completed"] for s in summaries] == [3, 3, 1, 3]
 
 
+def test_one_step_per_call_is_bit_identical_too(tmp_path):
+  """The path convolutional models take on CPU: a compiled call per step."""
+  configs = ablation(steps_per_call=1, num_epochs=2)[:2]
+  pairs = [data(64)] * 2
+  train_together(configs, tmp_path, pairs, "unroll")
+  train_alone(configs, tmp_path, pairs)
+  for i in range(2):
+    rel.assert_same_run(tmp_path / f"run{i}", tmp_path / f"alone{i}")
+
+
 # Vmapped matrix products may sum in another order than unbatched ones.
 VMAP_RTOL = 2e-5
 

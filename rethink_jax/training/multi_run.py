@@ -193,17 +193,39 @@ class _Group:
                 *, num_steps, axes, num_runs):
     config = self.base.config
     sharding = self._batch_sharding(num_runs)
+    batch_size = config.batch_size
 
-    def one(hp, state_sums, im, lb, order, key, i):
-      batch = steps.gather_batch(im, lb, order, first + i,
-                                 batch_size=config.batch_size,
-                                 sharding=sharding)
-      return self._step(hp, *state_sums, *batch, key)
+    if self.strategy == "unroll":
+      def one(hp, state_sums, im, lb, order, key, i):
+        batch = steps.gather_batch(im, lb, order, first + i,
+                                   batch_size=batch_size, sharding=sharding)
+        return self._step(hp, *state_sums, *batch, key)
 
-    def body(carry, i):
-      return self._over_runs(functools.partial(one, i=i),
-                             (hparams, carry, images, labels, orders, keys),
-                             (0, 0, *axes, 0, 0), num_runs)
+      def body(carry, i):
+        return self._over_runs(functools.partial(one, i=i),
+                               (hparams, carry, images, labels, orders, keys),
+                               (0, 0, *axes, 0, 0), num_runs)
+    else:
+      # The batches are gathered before the vmapped step: a gather from
+      # shared images by a batch of index vectors is a plain gather, where a
+      # vmapped one is a general gather that XLA's CPU backend runs slowly.
+      split = jax.sharding.NamedSharding(sharding.mesh, P("runs", "data"))
+
+      def take(data, axis, index):
+        out = (data[index] if axis is None else
+               jnp.take_along_axis(data, index.reshape(
+                   index.shape + (1,) * (data.ndim - 2)), axis=1))
+        return jax.lax.with_sharding_constraint(out, split)
+
+      def body(carry, i):
+        index = jax.lax.dynamic_slice_in_dim(
+            orders, (first + i) * batch_size, batch_size, axis=1)
+        batch_images = take(images, axes[0], index)
+        batch_labels = take(labels, axes[1], index)
+        return jax.vmap(lambda hp, c, im, lb, key: self._step(hp, *c, im, lb,
+                                                              key),
+                        spmd_axis_name="runs")(hparams, carry, batch_images,
+                                               batch_labels, keys)
 
     return steps.scan_steps(body, carry, num_steps)
 
@@ -276,21 +298,15 @@ class _Group:
     carry, _ = self.pack([(r.state, put(steps.running_sums()))
                           for r in runs])
     axes = (images_axis, labels_axis)
-    pending: tuple[Any, int] | None = None
     for first in range(0, spe, chunk):
       num_steps = min(chunk, spe - first)
       args = (hparams, carry, images, labels, orders, keys,
               put(np.int32(first)))
       fn = self._compiled_fn("epoch", self._epoch_fn, args,
                              num_steps=num_steps, axes=axes, num_runs=k)
-      carry = fn(*args)
-      if pending is not None:
-        jax.block_until_ready(pending[0])
-        bar.update(pending[1] * k)
-      pending = (carry, num_steps)
-    assert pending is not None
-    jax.block_until_ready(pending[0])
-    bar.update(pending[1] * k)
+      # The carry is donated to the next call, so it is waited for here.
+      carry = jax.block_until_ready(fn(*args))
+      bar.update(num_steps * k)
     for run, (state, sums) in zip(runs, self.unpack(carry, k)):
       run.state, run.sums = state, jax.device_get(sums)
 
