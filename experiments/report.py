@@ -180,11 +180,15 @@ def _p_plots(scale, rows, figures, plt, meta, paths):
                             ("figure1c", "test_error", "test error (%)")):
     fig, ax = plt.subplots(figsize=(5, 4))
     for model in suite.FIGURE1_MODELS:
-      points = [(r["p"], r["measured"][key]) for r in rows[name]
+      points = [(r["p"], r["measured"][key],
+                 (r.get("spread") or {}).get(key) or 0.0) for r in rows[name]
                 if r["model"] == model and r["measured"] is not None
                 and r["measured"][key] is not None]
       if points:
-        ax.plot(*zip(*points), marker="o", label=MODEL_NAMES[model])
+        # Error bars: the standard deviation over seeds (none for one seed).
+        x, y, err = zip(*points)
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3,
+                    label=MODEL_NAMES[model])
     ax.set(xlabel="label corruption p", ylabel=ylabel,
            title=f"{name[:6].title()} {name[6:]} ({scale} scale)")
     _legend(ax)

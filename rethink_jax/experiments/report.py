@@ -219,6 +219,11 @@ def _relative_times(rows: list[dict[str, Any]]) -> None:
         zero["steps_to_fit"] if zero else None)
     row["measured"] = dict(row["measured"], relative_time=(
         round(steps / base, 3) if steps and base else None))
+    spread = (row.get("spread") or {}).get("steps_to_fit")
+    if spread is not None and base:
+      # The seeds' spread of the steps, on the scale of the mean at p = 0.
+      row["spread"] = dict(row["spread"], relative_time=round(spread / base,
+                                                              3))
 
 
 def figure_series(scale: str, root: str, experiment: str, seeds: int = 1

@@ -265,17 +265,22 @@ class _Group:
       return values[0], None
     if self.strategy == "unroll":
       return tuple(values), 0
-    sharding = self._out_sharding(len(values))
-    return jax.jit(lambda *v: jax.tree.map(lambda *x: jnp.stack(x), *v),
-                   out_shardings=sharding)(*values), 0
+    key = ("stack", len(values))
+    if key not in self._compiled:
+      self._compiled[key] = jax.jit(
+          lambda *v: jax.tree.map(lambda *x: jnp.stack(x), *v),
+          out_shardings=self._out_sharding(len(values)))
+    return self._compiled[key](*values), 0
 
   def unpack(self, packed: Any, num_runs: int) -> list[Any]:
     """The program's per-run outputs as a list (replicated on the mesh)."""
     if self.strategy == "unroll":
       return list(packed)
-    take = jax.jit(lambda tree, r: jax.tree.map(lambda x: x[r], tree),
-                   static_argnums=1, out_shardings=self.replicated)
-    return [take(packed, r) for r in range(num_runs)]
+    if "take" not in self._compiled:
+      self._compiled["take"] = jax.jit(
+          lambda tree, r: jax.tree.map(lambda x: x[r], tree),
+          static_argnums=1, out_shardings=self.replicated)
+    return [self._compiled["take"](packed, r) for r in range(num_runs)]
 
   # -- an epoch and an evaluation of the active runs ----------------------
 
