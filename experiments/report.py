@@ -281,7 +281,8 @@ def _readme_block(scale, rows) -> None:
            "table4": "Table 4", "table2": "Table 2", "figure2a": "Figure 2a"}
   for key, title in names.items():
     done = sum(r["status"] == "done" for r in rows[key])
-    minutes = sum(r["seconds"] for r in rows[key]
+    # Rows hold the mean over their seeds; the artifact costs every seed.
+    minutes = sum(r["seconds"] * len(r["seeds"]) for r in rows[key]
                   if r["seconds"] is not None) / 60
     experiment = "figure1bc" if key == "figure1b" else key
     lines.append(f"| {title} | {done}/{len(rows[key])} | {minutes:.0f} | "
@@ -302,7 +303,8 @@ def _readme_block(scale, rows) -> None:
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("scale", "cpu", list(suite.SCALES), "which runs to report")
-flags.DEFINE_integer("seeds", 1, "seeds per row (as given to paper.py)")
+flags.DEFINE_integer("seeds", 3, "look for seeds 0..k-1 of each row; rows show "
+                     "the finished ones (mean +- standard deviation)")
 
 
 def main(argv: list[str]) -> None:
@@ -341,7 +343,13 @@ def main(argv: list[str]) -> None:
       "`rethink_jax.paper` (Zhang et al., arXiv 1611.03530). Accuracies are "
       "the last epoch's, on the training labels as trained and on the clean "
       "test set. \"min\": training minutes of the run on the machine that "
-      "ran it (`devices` in its summary.json).",
+      "ran it (`devices` in its summary.json; for runs trained together in "
+      "one program, the program's time over its runs). Where a row has "
+      "several seeds (`seeds` in results/reproduction.json; seeds 1.. "
+      "trained with `--seeds=k --runs_per_program=K`), its value is the "
+      "mean ± the standard deviation over them, and Figures 1b/1c carry "
+      "the standard deviation as error bars; the curve figures (1a, 2a, "
+      "2b) plot seed 0.",
       "", *_scale_text(args.scale), "",
       "## Table 1", "", *_table1(rows["table1"]), "",
       "## Figure 1a: training loss under each randomization", "",

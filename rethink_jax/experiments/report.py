@@ -89,6 +89,12 @@ def _spread(values: list[float | None]) -> float | None:
   return round(statistics.stdev(present), 4) if len(present) > 1 else None
 
 
+def _run_seconds(summary: dict[str, Any]) -> float:
+  """A run's share of the machine time: a program's time over its runs."""
+  program = summary.get("program") or {}
+  return summary["total_time_s"] / program.get("trained_together", 1)
+
+
 def _measure(experiment: str, run: dict[str, Any]) -> dict[str, Any]:
   """The measured quantities of one finished run, for its experiment."""
   s = run["summary"]
@@ -150,7 +156,9 @@ def collect(scale: str, root: str, repo: str, seeds: int = 1
     scale: ``"cpu"`` or ``"paper"``.
     root: the folder of this scale's workdirs (``results/runs/<scale>``).
     repo: the repository root; workdirs are given relative to it.
-    seeds: seeds per row.
+    seeds: seeds 0..seeds-1 are looked for in each row; a row shows its
+      finished ones (mean and standard deviation) and lists them in
+      ``seeds``, and is done when every seed that was started is.
 
   Returns:
     ``{"table1": [...], "figure1a": [...], "figure1b": [...],
@@ -167,6 +175,9 @@ def collect(scale: str, root: str, repo: str, seeds: int = 1
   for (experiment, key), members in groups.items():
     runs = [load_run(root, e.config) for e in members]
     finished = [r for r in runs if r["summary"] is not None]
+    # Seeds beyond the first that were never started do not hold a row up.
+    started = [r for i, r in enumerate(runs)
+               if i == 0 or r["status"] != "missing"]
     measured = [_measure(experiment, r) for r in finished]
     base = dict(key)
     config = members[0].config
@@ -174,13 +185,17 @@ def collect(scale: str, root: str, repo: str, seeds: int = 1
         base, paper=_paper(members[0]), scale=scale,
         train_examples=config.train_examples or (
             suite.CIFAR10_TRAIN if config.dataset == "cifar10" else None),
-        num_epochs=config.num_epochs, seeds=[e.config.seed for e in members],
-        runs=[os.path.relpath(r["workdir"], repo) for r in runs],
-        status=("done" if len(finished) == len(runs) else
+        num_epochs=config.num_epochs,
+        seeds=[e.config.seed for e, r in zip(members, runs)
+               if r["summary"] is not None],
+        runs=[os.path.relpath(r["workdir"], repo) for r in runs
+              if r["summary"] is not None],
+        status=("done" if finished and len(started) == len(finished) else
                 ", ".join("not run" if r["status"] == "missing" else
                           f"{r['epochs']}/{r['num_epochs']} epochs"
-                          for r in runs if r["summary"] is None)),
-        seconds=_mean([r["summary"]["total_time_s"] for r in finished]))
+                          for r in (started or runs)
+                          if r["summary"] is None)),
+        seconds=_mean([_run_seconds(r["summary"]) for r in finished]))
     if measured:
       row["measured"] = {k: _mean([m[k] for m in measured])
                          for k in measured[0]}
