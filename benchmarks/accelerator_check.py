@@ -30,9 +30,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(__file__))
 
-import common  # pylint: disable=wrong-import-position
+import common  # noqa: E402  # pylint: disable=wrong-import-position
 
-from rethink_jax import cli  # pylint: disable=wrong-import-position
+from rethink_jax import cli  # noqa: E402  # pylint: disable=wrong-import-position
 
 _OUT = flags.DEFINE_string("out", None, "The results file.")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/rethink_jax_accelerator_check",
