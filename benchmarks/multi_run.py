@@ -24,7 +24,6 @@ import sys
 import time
 
 from absl import flags
-import jax
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
