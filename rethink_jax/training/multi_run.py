@@ -147,13 +147,15 @@ class _Group:
   """The compiled programs of a set of compatible runs, for any subset."""
 
   def __init__(self, setups: list[train_lib.RunSetup], strategy: str):
-    self.setups = setups
     self.strategy = strategy
     self.base = setups[0]
     self.data_mesh = train_lib.data_mesh()
     self.replicated = jax.sharding.NamedSharding(self.data_mesh, P())
     self.compile_time = 0.0
     self._compiled: dict[Any, Any] = {}
+    # Data packed for a set of runs, kept while the set trains (stacking the
+    # images of vmapped runs every epoch would copy them every epoch).
+    self._packed: dict[Any, tuple[Any, int | None]] = {}
     self._order = jax.jit(steps.epoch_order, static_argnames=("num_examples",),
                           out_shardings=self.replicated)
     self._param_norm = jax.jit(optax.tree.norm)
@@ -282,6 +284,17 @@ class _Group:
           static_argnums=1, out_shardings=self.replicated)
     return [self._compiled["take"](packed, r) for r in range(num_runs)]
 
+  def pack_data(self, runs: list["_RunState"], role: str, field: str
+                ) -> tuple[Any, int | None]:
+    """A data field of ``runs`` packed once per set of runs."""
+    key = (role, field, tuple(id(r) for r in runs))
+    if any(k[2] != key[2] for k in self._packed):
+      self._packed.clear()  # A run left the program: pack for the rest.
+    if key not in self._packed:
+      self._packed[key] = self.pack(
+          [getattr(getattr(r, role), field) for r in runs], shareable=True)
+    return self._packed[key]
+
   # -- an epoch and an evaluation of the active runs ----------------------
 
   def train_epoch(self, runs: list["_RunState"], bar) -> None:
@@ -293,9 +306,9 @@ class _Group:
         config.steps_per_call, spe,
         convolutional=steps.has_convolutions(runs[0].state.params))
     put = functools.partial(jax.device_put, device=self.replicated)
-    hparams, _ = self.pack([put(r.hparams) for r in runs])
-    images, images_axis = self.pack([r.data.images for r in runs], True)
-    labels, labels_axis = self.pack([r.data.labels for r in runs], True)
+    hparams, _ = self.pack([r.hparams for r in runs])
+    images, images_axis = self.pack_data(runs, "data", "images")
+    labels, labels_axis = self.pack_data(runs, "data", "labels")
     orders, _ = self.pack([
         self._order(r.setup.shuffle_key, put(np.int32(r.book["epoch"])),
                     num_examples=r.data.labels.shape[0]) for r in runs])
@@ -309,7 +322,9 @@ class _Group:
               put(np.int32(first)))
       fn = self._compiled_fn("epoch", self._epoch_fn, args,
                              num_steps=num_steps, axes=axes, num_runs=k)
-      # The carry is donated to the next call, so it is waited for here.
+      # Waited for so that the bar counts steps done (the carry is donated
+      # to the next call, so it cannot be read later); one dispatch gap per
+      # call, next to a whole epoch, or a convolutional step on CPU.
       carry = jax.block_until_ready(fn(*args))
       bar.update(num_steps * k)
     for run, (state, sums) in zip(runs, self.unpack(carry, k)):
@@ -321,11 +336,10 @@ class _Group:
     states, _ = self.pack([r.state for r in runs])
     out: list[dict[str, Any]] = [{} for _ in runs]
     for prefix in ("train", "test"):
-      sets = [r.train_eval_data if prefix == "train" else r.test_data
-              for r in runs]
+      role = "train_eval_data" if prefix == "train" else "test_data"
       args, axes = [states], []
       for field in ("images", "labels", "true_labels"):
-        value, axis = self.pack([getattr(d, field) for d in sets], True)
+        value, axis = self.pack_data(runs, role, field)
         args.append(value)
         axes.append(axis)
       fn = self._compiled_fn(f"eval_{prefix}", self._eval_fn, tuple(args),
@@ -352,7 +366,7 @@ class _RunState:
     self.data = data
     self.train_eval_data = train_eval_data
     self.test_data = test_data
-    self.hparams = _hparams(setup.config)
+    self.hparams = jax.device_put(_hparams(setup.config), data.images.sharding)
     self.sums: dict[str, Any] = {}
     self.elapsed_before = book["elapsed_s"]
     self.error: str | None = None
