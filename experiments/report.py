@@ -1,7 +1,7 @@
 r"""Writes docs/reproduction.md, its figures and results/reproduction.json.
 
   python experiments/report.py              # the cpu scale, from results/
-  python experiments/report.py --scale=paper
+  python experiments/report.py --scale=paper  # docs/reproduction_paper.md
 
 Everything comes from the runs' results files under results/runs/<scale>/
 (rethink_jax.experiments.report); the paper's numbers from
@@ -145,11 +145,39 @@ def _legend(ax) -> None:
   if ax.get_lines():
     ax.legend()
   else:
-    ax.text(0.5, 0.5, "no finished run yet", ha="center",
-            transform=ax.transAxes)
+    _no_run(ax)
 
 
-def _plots(scale, root, figures):
+def _no_run(ax) -> None:
+  ax.text(0.5, 0.5, "no finished run yet", ha="center",
+          transform=ax.transAxes)
+
+
+def _curve(ax, runs, key, label, style="-", factor=1.0) -> None:
+  """The mean over seeds of ``key`` per step, with a min-max band."""
+  steps, mean, low, high = report.band(runs, key, factor)
+  line, = ax.plot(steps, mean, style, label=label)
+  if len(runs) > 1:
+    ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2,
+                    linewidth=0)
+
+
+def _seeds_note(series) -> str:
+  counts = sorted({len(runs) for _, runs in series if runs})
+  if not counts or counts[-1] == 1:
+    return "one seed"
+  text = (str(counts[0]) if counts[0] == counts[-1] else
+          f"{counts[0]}-{counts[-1]}")
+  return f"mean of {text} seeds, band: min-max"
+
+
+def _save(fig, paths, name, scale, figures, meta, plt) -> None:
+  paths[name] = os.path.join(figures, f"{name}_{scale}.png")
+  fig.savefig(paths[name], dpi=110, metadata=meta, bbox_inches="tight")
+  plt.close(fig)
+
+
+def _plots(scale, root, figures, seeds):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -158,19 +186,17 @@ def _plots(scale, root, figures):
   paths = {}
 
   fig, ax = plt.subplots(figsize=(6, 4))
-  for row, records in report.figure_series(scale, root, "figure1a"):
-    if records:
-      ax.plot([r["step"] for r in records],
-              [r["train_loss_running"] for r in records],
-              label=CURVE_NAMES[row["randomization"]])
+  series = report.figure_series(scale, root, "figure1a", seeds)
+  for row, runs in series:
+    if runs:
+      _curve(ax, runs, "train_loss_running",
+             CURVE_NAMES[row["randomization"]])
   ax.set(xlabel="training steps", ylabel="average training loss",
-         title=f"Figure 1a, small Inception ({scale} scale)")
+         title=f"Figure 1a, small Inception ({scale} scale, "
+               f"{_seeds_note(series)})")
   _legend(ax)
-  paths["figure1a"] = os.path.join(figures, f"figure1a_{scale}.png")
   fig.tight_layout()
-  fig.savefig(paths["figure1a"], dpi=110, metadata=meta)
-  plt.close(fig)
-
+  _save(fig, paths, "figure1a", scale, figures, meta, plt)
   return paths, plt, meta
 
 
@@ -192,55 +218,53 @@ def _p_plots(scale, rows, figures, plt, meta, paths):
     ax.set(xlabel="label corruption p", ylabel=ylabel,
            title=f"{name[:6].title()} {name[6:]} ({scale} scale)")
     _legend(ax)
-    paths[name] = os.path.join(figures, f"{name}_{scale}.png")
     fig.tight_layout()
-    fig.savefig(paths[name], dpi=110, metadata=meta)
-    plt.close(fig)
+    _save(fig, paths, name, scale, figures, meta, plt)
 
 
-def _figure2b_plot(scale, root, figures, plt, meta, paths):
-  fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
-  for ax, (row, records) in zip(axes, report.figure_series(scale, root,
-                                                           "figure2b")):
-    if records:
-      steps = [r["step"] for r in records]
-      ax.plot(steps, [100 * r["train_accuracy"] for r in records],
-              label="train")
-      ax.plot(steps, [100 * r["test_accuracy"] for r in records],
-              label="test")
-      ax.plot(steps, [100 * r["cumulative_best_test_accuracy"]
-                      for r in records], "--", label="best test so far")
-    ax.set(xlabel="training steps", title=MODEL_NAMES[row["model"]])
-    _legend(ax)
+def _accuracy_panels(fig, axes, series, curves, titles, title) -> None:
+  """One panel per curve of ``series``; one legend below them all."""
+  for ax, (_, runs), panel in zip(axes, series, titles):
+    for key, label, style in curves:
+      if runs:
+        _curve(ax, runs, key, label, style, factor=100.0)
+    if not runs:
+      _no_run(ax)
+    ax.set(xlabel="training steps", title=panel)
   axes[0].set_ylabel("accuracy (%)")
-  fig.suptitle(f"Figure 2b ({scale} scale)")
-  paths["figure2b"] = os.path.join(figures, f"figure2b_{scale}.png")
-  fig.tight_layout()
-  fig.savefig(paths["figure2b"], dpi=110, metadata=meta)
-  plt.close(fig)
+  handles, labels = next(((ax.get_legend_handles_labels()) for ax in axes
+                          if ax.get_lines()), ([], []))
+  if handles:
+    fig.legend(handles, labels, loc="lower center", ncol=len(handles),
+               bbox_to_anchor=(0.5, -0.02))
+  fig.suptitle(title)
+  fig.tight_layout(rect=(0, 0.08, 1, 0.95))
 
 
-def _figure2a_plot(scale, root, figures, plt, meta, paths):
-  series = report.figure_series(scale, root, "figure2a")
-  fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 3.6),
+def _figure2b_plot(scale, root, figures, plt, meta, paths, seeds):
+  series = report.figure_series(scale, root, "figure2b", seeds)
+  fig, axes = plt.subplots(1, 2, figsize=(9, 4.3), sharey=True)
+  _accuracy_panels(fig, axes, series, (
+      ("train_accuracy", "train", "-"), ("test_accuracy", "test", "-"),
+      ("cumulative_best_test_accuracy", "best test so far", "--")),
+                   [MODEL_NAMES[row["model"]] for row, _ in series],
+                   f"Figure 2b ({scale} scale, {_seeds_note(series)})")
+  _save(fig, paths, "figure2b", scale, figures, meta, plt)
+
+
+def _figure2a_plot(scale, root, figures, plt, meta, paths, seeds):
+  series = report.figure_series(scale, root, "figure2a", seeds)
+  fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 4.0),
                            sharey=True, squeeze=False)
-  for ax, (row, records) in zip(axes[0], series):
-    if records:
-      steps = [r["step"] for r in records]
-      for key, label in (("train_accuracy", "train top-1"),
-                         ("test_accuracy", "test top-1"),
-                         ("test_top5_accuracy", "test top-5")):
-        ax.plot(steps, [100 * r[key] for r in records], label=label)
-      ax.plot(steps, [100 * r["cumulative_best_test_accuracy"]
-                      for r in records], "--", label="best test top-1")
-    ax.set(xlabel="training steps", title=_switches(row))
-    _legend(ax)
-  axes[0][0].set_ylabel("accuracy (%)")
-  fig.suptitle(f"Figure 2a, Inception V3 ({scale} scale)")
-  paths["figure2a"] = os.path.join(figures, f"figure2a_{scale}.png")
-  fig.tight_layout()
-  fig.savefig(paths["figure2a"], dpi=110, metadata=meta)
-  plt.close(fig)
+  _accuracy_panels(fig, axes[0], series, (
+      ("train_accuracy", "train top-1", "-"),
+      ("test_accuracy", "test top-1", "-"),
+      ("test_top5_accuracy", "test top-5", "-"),
+      ("cumulative_best_test_accuracy", "best test top-1", "--")),
+                   [_switches(row) for row, _ in series],
+                   f"Figure 2a, Inception V3 ({scale} scale, "
+                   f"{_seeds_note(series)})")
+  _save(fig, paths, "figure2a", scale, figures, meta, plt)
 
 
 def _scale_text(scale) -> list[str]:
@@ -301,6 +325,13 @@ def _readme_block(scale, rows) -> None:
       f.write(head + begin + "\n" + block + end + tail)
 
 
+def page_path(scale: str) -> str:
+  """The scale's page: the cpu scale's is docs/reproduction.md, a paper-scale
+  report never overwrites it."""
+  return os.path.join("docs", "reproduction.md" if scale == "cpu" else
+                      f"reproduction_{scale}.md")
+
+
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("scale", "cpu", list(suite.SCALES), "which runs to report")
 flags.DEFINE_integer("seeds", 3, "look for seeds 0..k-1 of each row; rows show "
@@ -313,10 +344,10 @@ def main(argv: list[str]) -> None:
   root = os.path.join(REPO, "results", "runs", args.scale)
   rows = report.collect(args.scale, root, REPO, args.seeds)
   figures = os.path.join(REPO, "docs", "figures")
-  paths, plt, meta = _plots(args.scale, root, figures)
+  paths, plt, meta = _plots(args.scale, root, figures, args.seeds)
   _p_plots(args.scale, rows, figures, plt, meta, paths)
-  _figure2b_plot(args.scale, root, figures, plt, meta, paths)
-  _figure2a_plot(args.scale, root, figures, plt, meta, paths)
+  _figure2b_plot(args.scale, root, figures, plt, meta, paths, args.seeds)
+  _figure2a_plot(args.scale, root, figures, plt, meta, paths, args.seeds)
 
   # One list of rows per experiment; each row names its scale, so the rows
   # of the other scale are kept as they were.
@@ -349,7 +380,8 @@ def main(argv: list[str]) -> None:
       "trained with `--seeds=k --runs_per_program=K`), its value is the "
       "mean ± the standard deviation over them, and Figures 1b/1c carry "
       "the standard deviation as error bars; the curve figures (1a, 2a, "
-      "2b) plot seed 0.",
+      "2b) plot the mean over the seeds that reached each step, with their "
+      "min-max as a band.",
       "", *_scale_text(args.scale), "",
       "## Table 1", "", *_table1(rows["table1"]), "",
       "## Figure 1a: training loss under each randomization", "",
@@ -404,11 +436,10 @@ def main(argv: list[str]) -> None:
           ("best_test_accuracy", "best test top-1 (%)"),
           ("epochs", "epochs (cap)")]), "",
   ]
-  with open(os.path.join(REPO, "docs", "reproduction.md"), "w") as f:
+  with open(os.path.join(REPO, page_path(args.scale)), "w") as f:
     f.write("\n".join(lines))
   _readme_block(args.scale, rows)
-  print(f"wrote docs/reproduction.md, {out} and "
-        f"{len(paths)} figures")
+  print(f"wrote {page_path(args.scale)}, {out} and {len(paths)} figures")
 
 
 if __name__ == "__main__":

@@ -254,3 +254,25 @@ def test_report_rows_come_from_the_results_files(tmp_path):
   assert clean["runs"] == [os.path.relpath(sweep.workdir(root, points[0.0]),
                                            str(tmp_path))]
   assert len(rows["table1"]) == 19 and len(rows["table4"]) == 6
+
+
+def test_curves_average_the_seeds_that_reached_each_step(tmp_path):
+  from rethink_jax.experiments import report  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path / "runs")
+  configs = {e.row["seed"]: e.config for e in suite.figure1a("cpu", seeds=3)
+             if e.row["randomization"] == "gaussian"}
+  for seed, losses in ((0, [2.0, 1.0, 0.5]), (1, [1.0, 0.0])):
+    path = sweep.workdir(root, configs[seed])
+    os.makedirs(path)
+    with open(os.path.join(path, "metrics.jsonl"), "w") as f:
+      for epoch, loss in enumerate(losses, 1):
+        f.write(json.dumps(dict(step=8 * epoch, train_loss_running=loss))
+                + "\n")
+  series = dict((row["randomization"], runs) for row, runs in
+                report.figure_series("cpu", root, "figure1a", seeds=3))
+  assert len(series["gaussian"]) == 2 and series["true_labels"] == []
+  steps, mean, low, high = report.band(series["gaussian"],
+                                       "train_loss_running", factor=10.0)
+  assert steps == [8, 16, 24]
+  assert mean == [15.0, 5.0, 5.0]
+  assert low == [10.0, 0.0, 5.0] and high == [20.0, 10.0, 5.0]

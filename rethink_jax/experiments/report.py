@@ -242,10 +242,32 @@ def _relative_times(rows: list[dict[str, Any]]) -> None:
 
 
 def figure_series(scale: str, root: str, experiment: str, seeds: int = 1
-                  ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-  """``(row keys, per-epoch records)`` of seed 0's run of each curve."""
-  out = []
+                  ) -> list[tuple[dict[str, Any], list[list[dict[str, Any]]]]]:
+  """``(curve keys, [per-epoch records of each seed's run])`` per curve.
+
+  Seeds 0..seeds-1 are looked for; runs with no record yet are left out.
+  """
+  groups: dict[tuple, list[list[dict[str, Any]]]] = {}
   for entry in suite.EXPERIMENTS[experiment](scale, seeds):
-    if entry.row.get("seed", 0) == 0:
-      out.append((entry.row, load_run(root, entry.config)["records"]))
-  return out
+    key = tuple((k, v) for k, v in entry.row.items() if k != "seed")
+    groups.setdefault(key, [])
+    records = load_run(root, entry.config)["records"]
+    if records:
+      groups[key].append(records)
+  return [(dict(key), runs) for key, runs in groups.items()]
+
+
+def band(runs: list[list[dict[str, Any]]], key: str, factor: float = 1.0
+         ) -> tuple[list[int], list[float], list[float], list[float]]:
+  """A curve over seeds: per step, the mean, min and max of ``key``.
+
+  Runs that stop early (``stop_when_fitted``) have no records after their
+  last epoch; each step averages the runs that reached it.
+  """
+  by_step: dict[int, list[float]] = {}
+  for records in runs:
+    for r in records:
+      by_step.setdefault(r["step"], []).append(factor * r[key])
+  steps = sorted(by_step)
+  return (steps, [statistics.fmean(by_step[s]) for s in steps],
+          [min(by_step[s]) for s in steps], [max(by_step[s]) for s in steps])
