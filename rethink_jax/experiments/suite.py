@@ -100,12 +100,17 @@ def base_config(model: str, scale: str, seed: int, *,
                 randomization: str = "true_labels", p: float | None = None,
                 flip_and_rotate: bool = False,
                 decay_per_epoch: float = paper.LR_DECAY_PER_EPOCH,
-                epochs_factor: float = 1.0) -> ml_collections.ConfigDict:
+                epochs_factor: float = 1.0,
+                train_examples: int | None = None,
+                learning_rate: float | None = None,
+                num_epochs: int | None = None) -> ml_collections.ConfigDict:
   """A locked run config of the suite at ``scale``.
 
   p = 0 and p = 1 of the label corruption are declared as ``true_labels``
   and ``random_labels``: the draws are the same (``random_labels`` is
   ``partially_corrupted_labels`` at p = 1 for one seed), and so is the run.
+  ``train_examples``, ``learning_rate`` and ``num_epochs`` override the
+  scale's (the probes of :data:`PROBES`).
   """
   if scale not in SCALES:
     raise ValueError(f"unknown scale {scale!r}; use one of {SCALES}.")
@@ -130,10 +135,16 @@ def base_config(model: str, scale: str, seed: int, *,
       c.test_examples = size.test_examples
       c.eval_batch_size = 1000
       c.num_epochs = round(size.num_epochs * epochs_factor)
+      if train_examples is not None:
+        c.train_examples = train_examples
       c.stop_when_fitted = True
       c.fit_threshold = CPU_FIT_THRESHOLD
       if models.uses_batch_norm(model):
         c.bn_momentum = CPU_BN_MOMENTUM
+    if learning_rate is not None:
+      c.learning_rate = learning_rate
+    if num_epochs is not None:
+      c.num_epochs = num_epochs
   c.lock()
   return c
 
@@ -261,12 +272,89 @@ EXPERIMENTS: dict[str, Callable[..., list[Entry]]] = {
 }
 
 
+# Probes: runs that choose the cpu scale by measurement (they are not the
+# paper's rows, so the suite does not run them unless named). Their runs live
+# beside the suite's, so a probed setting the suite adopts is the same run.
+PROBE_SIZES = (1024, 2048, 4096)
+PROBE_EPOCHS = 80
+# Steps per epoch of the paper's full training set at batch 128.
+PAPER_STEPS_PER_EPOCH = CIFAR10_TRAIN // 128
+
+
+def per_paper_epoch(factor: float, train_examples: int) -> float:
+  """The per-pass decay that multiplies the rate by ``factor`` every
+  :data:`PAPER_STEPS_PER_EPOCH` steps (the paper's epoch, in steps)."""
+  return factor ** (train_examples // 128 / PAPER_STEPS_PER_EPOCH)
+
+
+def probe_figure1a_scale(scale: str, seeds: int = 1) -> list[Entry]:
+  """Figure 1a's order against the training set size: the small Inception's
+  steps to fit true and random labels at n = :data:`PROBE_SIZES`."""
+  _cpu_only(scale, "probe_figure1a_scale")
+  return [Entry("probe_figure1a_scale",
+                dict(n=n, randomization=name, seed=s),
+                base_config("inception", scale, s, randomization=name,
+                            train_examples=n))
+          for n in PROBE_SIZES for name in ("true_labels", "random_labels")
+          for s in range(seeds)]
+
+
+# The BatchNorm-free Inception's schedules probed (Section 3 gives the small
+# Inception 0.1 and the BatchNorm-free models 0.01, decayed by 0.95 per
+# epoch): (name, learning rate (None: the model's, 0.1), decay per paper
+# epoch or per pass). The first is the rest of the suite's schedule.
+NO_BN_SCHEDULES: tuple[tuple[str, float | None, bool], ...] = (
+    ("lr0.1_per_pass", None, False),
+    ("lr0.1_per_paper_epoch", 0.1, True),
+    ("lr0.01_per_paper_epoch", 0.01, True),
+)
+
+
+def no_bn_config(scale: str, seed: int, schedule: str, **kwargs: Any
+                 ) -> ml_collections.ConfigDict:
+  """The BatchNorm-free Inception's run with a :data:`NO_BN_SCHEDULES`
+  schedule at ``scale``."""
+  (lr, paper_epoch), = [(lr, per) for name, lr, per in NO_BN_SCHEDULES
+                        if name == schedule]
+  n = CPU_SCALE["inception_no_bn"].train_examples
+  decay = (per_paper_epoch(paper.LR_DECAY_PER_EPOCH, n) if paper_epoch
+           and scale == "cpu" else paper.LR_DECAY_PER_EPOCH)
+  return base_config("inception_no_bn", scale, seed, learning_rate=lr,
+                     decay_per_epoch=decay, **kwargs)
+
+
+def probe_no_bn_schedule(scale: str, seeds: int = 1) -> list[Entry]:
+  """The BatchNorm-free Inception on true labels under each schedule of
+  :data:`NO_BN_SCHEDULES`, for :data:`PROBE_EPOCHS` epochs at most (the
+  suite's own schedule keeps the suite's cap: it is the suite's run)."""
+  _cpu_only(scale, "probe_no_bn_schedule")
+  return [Entry("probe_no_bn_schedule", dict(schedule=name, seed=s),
+                no_bn_config(scale, s, name, num_epochs=(
+                    PROBE_EPOCHS if per_paper_epoch_ else None)))
+          for name, _, per_paper_epoch_ in NO_BN_SCHEDULES
+          for s in range(seeds)]
+
+
+def _cpu_only(scale: str, probe: str) -> None:
+  if scale != "cpu":
+    raise ValueError(f"{probe} chooses the cpu scale; run it with "
+                     "--scale=cpu.")
+
+
+PROBES: dict[str, Callable[..., list[Entry]]] = {
+    "probe_figure1a_scale": probe_figure1a_scale,
+    "probe_no_bn_schedule": probe_no_bn_schedule,
+}
+
+
 def entries(names: list[str] | None, scale: str, seeds: int = 1
             ) -> list[Entry]:
-  """The entries of the named experiments (all when ``names`` is empty)."""
+  """The entries of the named experiments or probes (every experiment,
+  and no probe, when ``names`` is empty)."""
   names = names or list(EXPERIMENTS)
-  unknown = sorted(set(names) - set(EXPERIMENTS))
+  known = {**EXPERIMENTS, **PROBES}
+  unknown = sorted(set(names) - set(known))
   if unknown:
     raise ValueError(f"unknown experiments {unknown}; choose from "
-                     f"{sorted(EXPERIMENTS)}.")
-  return [e for name in names for e in EXPERIMENTS[name](scale, seeds)]
+                     f"{sorted(known)}.")
+  return [e for name in names for e in known[name](scale, seeds)]
