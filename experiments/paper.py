@@ -70,6 +70,14 @@ def main(argv: list[str]) -> None:
   report = sweep.run([e.config for e in entries], root, shard=shard,
                      runs_per_program=args.runs_per_program,
                      dry_run=args.dry_run)
+  if args.dry_run:
+    rules: dict[str, set[str]] = {}
+    for e in entries:
+      if e.config.dataset == "cifar10":
+        rules.setdefault(suite.stopping_rule(e.config), set()).add(
+            e.config.model)
+    for rule, names in sorted(rules.items()):
+      print(f"{', '.join(sorted(names))}: {rule}")
   counts = {s: sum(r["before"] == s for r in report)
             for s in ("done", "partial", "missing")}
   print(f"{len(report)} runs in this shard ({counts}); "

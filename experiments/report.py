@@ -268,23 +268,37 @@ def _figure2a_plot(scale, root, figures, plt, meta, paths, seeds):
 
 
 def _scale_text(scale) -> list[str]:
+  stop = (f"each run stops at its first epoch with "
+          f"{100 * suite.FIT_THRESHOLD:g}% training accuracy (the time to "
+          "overfit of Figure 1b), the epochs below being a cap")
   if scale == "paper":
     return ["Scale `paper`: the full CIFAR-10 splits, the Section 3 "
-            "protocol, 100 epochs."]
-  lines = ["Scale `cpu`: the Section 3 protocol (learning rate x0.95 per "
-           "epoch) on fixed random subsets, randomized exactly as in the "
-           "full data set; BatchNorm's running averages with momentum "
-           f"{suite.CPU_BN_MOMENTUM} (an epoch is only a few steps); each "
-           "run stops at its first epoch with "
-           f"{100 * suite.CPU_FIT_THRESHOLD:g}% training accuracy (the "
-           "time to overfit of Figure 1b), the epochs below being a cap. "
-           "Why: `rethink_jax/experiments/suite.py`, "
-           "`results/cpu_scale_probe/`.", "",
-           "| model | train examples | test examples | epochs |",
+            f"protocol; {stop}: "
+            f"{suite.PAPER_SCHEDULE.num_epochs} epochs at "
+            f"x{suite.PAPER_SCHEDULE.lr_decay_per_epoch:g} per epoch, the "
+            "MLPs " + ", ".join(
+                f"{s.num_epochs} at x{s.lr_decay_per_epoch:g}"
+                for s in sorted(set(suite.FULL_DATA_SCHEDULES.values()),
+                                key=str)) +
+            " (`rethink_jax/experiments/suite.py`)."]
+  lines = ["Scale `cpu`: the Section 3 protocol. The MLPs train on the full "
+           "training set and are tested on the full test set, the paper's "
+           "scale, with the learning rate x"
+           f"{suite.schedule('mlp_1x512').lr_decay_per_epoch:g} per epoch; "
+           "the convolutional models on fixed random subsets, randomized "
+           "exactly as in the full data set, with the rate x0.95 per pass "
+           "over the subset and BatchNorm's running averages at momentum "
+           f"{suite.CPU_BN_MOMENTUM} (an epoch is only a few steps); "
+           f"{stop}. Why: `rethink_jax/experiments/suite.py`, "
+           "`results/cpu_scale_probe/`, docs/ambiguities.md.", "",
+           "| model | train examples | test examples | epochs (cap) |",
            "|---|---|---|---|"]
   for model, size in suite.CPU_SCALE.items():
-    lines.append(f"| {MODEL_NAMES[model]} | {size.train_examples} | "
-                 f"{size.test_examples} | {size.num_epochs} |")
+    full = " (all)" if size.train_examples == 0 else ""
+    lines.append(f"| {MODEL_NAMES[model]} | "
+                 f"{size.train_examples or suite.CIFAR10_TRAIN}{full} | "
+                 f"{size.test_examples or suite.CIFAR10_TEST}{full} | "
+                 f"{size.num_epochs} |")
   size = suite.CPU_IMAGENET_SCALE
   lines.append(f"| Inception V3 ({suite.CPU_IMAGENET_DATASET}, "
                f"{suite.CPU_IMAGENET_SIZE}x{suite.CPU_IMAGENET_SIZE}) | "

@@ -51,7 +51,7 @@ def test_run_names_identify_configs():
   b = suite.base_config("mlp_1x512", "cpu", 0)
   assert sweep.run_name(a) == sweep.run_name(b)
   other = [suite.base_config("mlp_1x512", "cpu", 1),
-           suite.base_config("mlp_1x512", "paper", 0),
+           suite.base_config("mlp_1x512", "cpu", 0, train_examples=1024),
            suite.base_config("mlp_1x512", "cpu", 0, weight_decay=True),
            suite.base_config("mlp_1x512", "cpu", 0,
                              randomization="partially_corrupted_labels",
@@ -74,9 +74,14 @@ def test_scales_follow_the_protocol():
   assert cpu.train_examples == n and n % cpu.batch_size == 0
   # The paper's decay per pass over the (sub)set; stop once fitted.
   assert cpu.lr_decay_factor == pytest.approx(0.95)
-  assert cpu.stop_when_fitted and not full.stop_when_fitted
-  assert cpu.fit_threshold == suite.CPU_FIT_THRESHOLD
-  assert full.fit_threshold == 1.0
+  assert cpu.stop_when_fitted and full.stop_when_fitted
+  assert cpu.fit_threshold == full.fit_threshold == suite.FIT_THRESHOLD
+  # The MLPs run on the full splits at both scales, with one schedule.
+  for model in ("mlp_1x512", "mlp_3x512"):
+    small, big = (suite.base_config(model, s, 0) for s in suite.SCALES)
+    assert small.train_examples == small.test_examples == 0
+    assert small.to_dict() == big.to_dict()
+    assert small.lr_decay_factor == pytest.approx(0.97)
   assert cpu.bn_momentum == suite.CPU_BN_MOMENTUM
   assert full.bn_momentum is None
   assert suite.base_config("alexnet", "cpu", 0).bn_momentum is None
@@ -96,6 +101,37 @@ def test_scales_follow_the_protocol():
     assert (e.config.dataset, e.config.image_size) == ("imagenet2012", 299)
     assert e.config.learning_rate is None
     config_lib.validate(e.config)
+
+
+def _first_fitted_epoch(path, threshold):
+  with open(os.path.join(path, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f]
+  return next((r["epoch"] for r in records
+               if r["train_accuracy"] >= threshold), None)
+
+
+def test_every_paper_scale_row_has_a_reachable_stopping_rule():
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  entries = [e for e in suite.entries([], "paper")
+             if e.config.dataset == "cifar10"]
+  assert entries
+  for e in entries:
+    c = e.config
+    # A rule below 100%: the paper's own fitted rows include 99.34%.
+    assert c.stop_when_fitted and c.fit_threshold == suite.FIT_THRESHOLD < 1
+    assert c.num_epochs >= suite.schedule(c.model).num_epochs
+  for model, run in suite.FULL_DATA_FIT_EVIDENCE.items():
+    with open(os.path.join(repo, run, "summary.json")) as f:
+      evidence = json.load(f)["config"]
+    declared = suite.base_config(model, "paper", 0,
+                                 randomization="random_labels")
+    # The evidence ran the declared schedule on the full set ...
+    for field in ("model", "learning_rate", "lr_decay_factor", "batch_size",
+                  "randomization", "train_examples", "momentum"):
+      assert evidence[field] == declared[field], (model, field)
+    # ... and fitted within the declared cap.
+    epoch = _first_fitted_epoch(os.path.join(repo, run), suite.FIT_THRESHOLD)
+    assert epoch is not None and epoch <= declared.num_epochs, (model, epoch)
 
 
 def tiny_configs(epochs=2):

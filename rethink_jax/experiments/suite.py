@@ -10,21 +10,23 @@ Scales:
 
 * ``paper``: the full CIFAR-10 splits and the Section 3 protocol (SGD,
   momentum 0.9, lr 0.1 / 0.01 decayed by 0.95 per epoch, batch 128), for a
-  GPU or TPU; 100 epochs (the paper does not state the number).
-* ``cpu``: the same protocol on a fixed random subset of the training set
-  (the same examples, randomized as in the full run) and of the test set,
-  sized so that the suite runs on 2 CPU cores (:data:`CPU_SCALE`). The
-  learning rate decays by 0.95 per epoch, i.e. per pass over the subset:
-  the schedule is the paper's as a function of passes over the data, which
-  is what fitting (memorizing) a training set takes. Decaying per 50,000
+  GPU or TPU, capped at 100 epochs (the paper does not state the number);
+  the MLPs decay by 0.97 over at most 150 (:data:`FULL_DATA_SCHEDULES`).
+* ``cpu``: the same protocol, sized so that the suite runs on 2 CPU cores
+  (:data:`CPU_SCALE`): the MLPs on the full splits as at the paper scale,
+  the convolutional models on a fixed random subset of the training set
+  (the same examples, randomized as in the full run) and of the test set.
+  On a subset the learning rate decays by 0.95 per pass over it: the
+  schedule is the paper's as a function of passes over the data, which is
+  what fitting (memorizing) a training set takes. Decaying per 50,000
   examples seen instead keeps the rate near its initial value for the
   whole run, and the small Inception then fits its random labels in
   training mode but not at evaluation (results/cpu_scale_probe/).
-  BatchNorm averages its statistics over ~10 steps (:data:`CPU_BN_MOMENTUM`),
-  and a run stops at its first epoch with 99.9% training accuracy
-  (:data:`CPU_FIT_THRESHOLD`, ``stop_when_fitted``; Figure 1b's time to
-  overfit), the epochs of :data:`CPU_SCALE` being a cap for runs that never
-  fit.
+  BatchNorm averages its statistics over ~10 steps (:data:`CPU_BN_MOMENTUM`).
+
+At both scales a run stops at its first epoch with 99.9% training accuracy
+(:data:`FIT_THRESHOLD`, ``stop_when_fitted``; Figure 1b's time to overfit),
+the epochs being a cap for runs that never fit.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from rethink_jax import paper
 
 SCALES = ("cpu", "paper")
 CIFAR10_TRAIN = 50_000
+CIFAR10_TEST = 10_000
 PAPER_EPOCHS = 100
 # Figure 1b/1c's label corruption levels (the paper's x-axis 0..1).
 CORRUPTION_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -53,10 +56,20 @@ AUGMENTED_EPOCHS_FACTOR = 1.5
 
 @dataclasses.dataclass(frozen=True)
 class CpuScale:
-  """A model's CPU-scale run: examples (multiples of 128) and epochs."""
+  """A model's CPU-scale run: examples (multiples of 128; 0 = the whole
+  split) and epochs (a cap: runs stop when they fit)."""
 
   train_examples: int
   test_examples: int
+  num_epochs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """A model's learning-rate decay per epoch and epoch cap on the full
+  training set (the paper scale, and the cpu scale's full-data models)."""
+
+  lr_decay_per_epoch: float
   num_epochs: int
 
 
@@ -66,23 +79,66 @@ class CpuScale:
 # long after the training loss has fallen; 0.9 averages over ~10 steps.
 CPU_BN_MOMENTUM = 0.9
 
-# Training accuracy that counts as fitted at the cpu scale (the stopping
-# point and Figure 1b's time to overfit). With the decaying rate a partly
-# corrupted MLP run can stall a few examples short of 100%; one error in a
-# thousand is allowed (docs/ambiguities.md).
-CPU_FIT_THRESHOLD = 0.999
+# Training accuracy that counts as fitted at both scales (the stopping point
+# and Figure 1b's time to overfit). With the decaying rate a run can stall a
+# few examples short of 100% (the paper's own Table 1 reports 99.34% to
+# 99.90% for some fitted rows); one error in a thousand is allowed
+# (docs/ambiguities.md).
+FIT_THRESHOLD = 0.999
+
+# The full training set: the paper's x0.95 per epoch for 100 epochs (the
+# paper gives no number), except the MLPs. On all of CIFAR-10, MLP 1x512
+# under x0.95 stalls at 97.11% on random labels after 60 epochs
+# (results/main_job/random_labels_paper_schedule/), short of any fitting
+# rule; under x0.97 it reaches 99.9% at epoch 108
+# (results/schedule_probe/decay_0.97_120_epochs/), so the MLPs decay by
+# 0.97 per epoch, capped at 150 epochs, for every row of a figure alike.
+PAPER_SCHEDULE = Schedule(paper.LR_DECAY_PER_EPOCH, PAPER_EPOCHS)
+FULL_DATA_SCHEDULES = {
+    "mlp_1x512": Schedule(0.97, 150),
+    "mlp_3x512": Schedule(0.97, 150),
+}
+
+# Committed full-data runs on random labels (each model's slowest fit) that
+# show its schedule reaches FIT_THRESHOLD; models not listed have not been
+# trained on the full set here (tests/test_experiments.py checks the
+# evidence against the schedules; the paper-scale dry run lists it).
+FULL_DATA_FIT_EVIDENCE = {
+    "mlp_1x512": "results/schedule_probe/decay_0.97_120_epochs",
+}
+
+
+def stopping_rule(config: ml_collections.ConfigDict) -> str:
+  """How a run of the suite ends, and what shows its schedule gets there."""
+  if not config.stop_when_fitted:
+    return f"{config.num_epochs} epochs"
+  text = (f"stops at {100 * config.fit_threshold:g}% training accuracy, at "
+          f"most {config.num_epochs} epochs, lr x{config.lr_decay_factor:g} "
+          "per epoch")
+  if config.train_examples:
+    return text + f" (a {config.train_examples}-example subset)"
+  evidence = FULL_DATA_FIT_EVIDENCE.get(config.model)
+  return text + (f"; reached on random labels by {evidence}" if evidence
+                 else "; not yet run on the full set")
+
+
+def schedule(model: str) -> Schedule:
+  """``model``'s decay and epoch cap on the full training set."""
+  return FULL_DATA_SCHEDULES.get(model, PAPER_SCHEDULE)
+
 
 # Sized from measured rates on 2 cores (a small-Inception epoch of 1,024 +
 # 2,024 evaluated images ~13 s, results/cpu_scale_probe/; AlexNet ~980
 # training images/s; MLPs ~35,000) so that no run passes 20 minutes; the
-# time each run took is in docs/reproduction.md. Epochs are a cap: runs stop
-# when they fit.
+# time each run took is in docs/reproduction.md. The MLPs train on the whole
+# training set and are evaluated on the whole test set, the paper's scale,
+# with their full-data schedule (:data:`FULL_DATA_SCHEDULES`).
 CPU_SCALE = {
     "inception": CpuScale(1024, 1000, 50),
     "inception_no_bn": CpuScale(1024, 1000, 50),
     "alexnet": CpuScale(4096, 2000, 60),
-    "mlp_1x512": CpuScale(10240, 10000, 100),
-    "mlp_3x512": CpuScale(10240, 10000, 100),
+    "mlp_1x512": CpuScale(0, 0, FULL_DATA_SCHEDULES["mlp_1x512"].num_epochs),
+    "mlp_3x512": CpuScale(0, 0, FULL_DATA_SCHEDULES["mlp_3x512"].num_epochs),
 }
 
 
@@ -99,7 +155,7 @@ def base_config(model: str, scale: str, seed: int, *,
                 random_crop: bool = False, weight_decay: bool = False,
                 randomization: str = "true_labels", p: float | None = None,
                 flip_and_rotate: bool = False,
-                decay_per_epoch: float = paper.LR_DECAY_PER_EPOCH,
+                decay_per_epoch: float | None = None,
                 epochs_factor: float = 1.0,
                 train_examples: int | None = None,
                 learning_rate: float | None = None,
@@ -109,6 +165,8 @@ def base_config(model: str, scale: str, seed: int, *,
   p = 0 and p = 1 of the label corruption are declared as ``true_labels``
   and ``random_labels``: the draws are the same (``random_labels`` is
   ``partially_corrupted_labels`` at p = 1 for one seed), and so is the run.
+  ``decay_per_epoch`` None is the scale's for the model (x0.95 per pass
+  over the subset, or the model's full-data :func:`schedule`);
   ``train_examples``, ``learning_rate`` and ``num_epochs`` override the
   scale's (the probes of :data:`PROBES`).
   """
@@ -126,9 +184,12 @@ def base_config(model: str, scale: str, seed: int, *,
     c.seed = seed
     c.data_seed = seed
     c.progress = "off"
-    c.lr_decay_factor = decay_per_epoch
+    full = schedule(model)
+    c.stop_when_fitted = True
+    c.fit_threshold = FIT_THRESHOLD
     if scale == "paper":
-      c.num_epochs = round(PAPER_EPOCHS * epochs_factor)
+      c.num_epochs = round(full.num_epochs * epochs_factor)
+      c.lr_decay_factor = full.lr_decay_per_epoch
     else:
       size = CPU_SCALE[model]
       c.train_examples = size.train_examples
@@ -137,10 +198,12 @@ def base_config(model: str, scale: str, seed: int, *,
       c.num_epochs = round(size.num_epochs * epochs_factor)
       if train_examples is not None:
         c.train_examples = train_examples
-      c.stop_when_fitted = True
-      c.fit_threshold = CPU_FIT_THRESHOLD
+      c.lr_decay_factor = (full.lr_decay_per_epoch if c.train_examples == 0
+                           else paper.LR_DECAY_PER_EPOCH)
       if models.uses_batch_norm(model):
         c.bn_momentum = CPU_BN_MOMENTUM
+    if decay_per_epoch is not None:
+      c.lr_decay_factor = decay_per_epoch
     if learning_rate is not None:
       c.learning_rate = learning_rate
     if num_epochs is not None:
@@ -237,7 +300,7 @@ def table2_config(scale: str, seed: int, row: dict[str, bool]
       c.learning_rate = CPU_IMAGENET_LEARNING_RATE
       c.train_eval_examples = 0
       c.stop_when_fitted = True
-      c.fit_threshold = CPU_FIT_THRESHOLD
+      c.fit_threshold = FIT_THRESHOLD
       c.bn_momentum = CPU_BN_MOMENTUM
   c.lock()
   return c
