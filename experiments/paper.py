@@ -72,12 +72,12 @@ def main(argv: list[str]) -> None:
                      dry_run=args.dry_run)
   if args.dry_run:
     rules: dict[str, set[str]] = {}
-    for e in entries:
-      if e.config.dataset == "cifar10":
-        rules.setdefault(suite.stopping_rule(e.config), set()).add(
-            e.config.model)
-    for rule, names in sorted(rules.items()):
-      print(f"{', '.join(sorted(names))}: {rule}")
+    for entry in entries:
+      if entry.config.dataset == "cifar10":
+        rules.setdefault(suite.stopping_rule(entry.config), set()).add(
+            entry.config.model)
+    for rule, model_names in sorted(rules.items()):
+      print(f"{', '.join(sorted(model_names))}: {rule}")
   counts = {s: sum(r["before"] == s for r in report)
             for s in ("done", "partial", "missing")}
   print(f"{len(report)} runs in this shard ({counts}); "
