@@ -81,7 +81,11 @@ TABLE4 = {
 
 # Table 2 (Appendix B), Inception V3 on ImageNet: (data_aug, dropout,
 # weight_decay, random_labels) -> (top1 train, top5 train, top1 test,
-# top5 test). Cells marked [M] in the spec are included but unconfirmed.
+# top5 test). The top-5 train column, the parenthesized top-5 values and
+# the random-label cells other than 95.20 are unconfirmed readings. The
+# random-label row (no aug, no dropout, weight decay) -> 87.81 follows the
+# arXiv PDF's column layout (aug / dropout / weight decay); the first
+# author's poster labels that cell "Dropout" instead (docs/ambiguities.md).
 TABLE2 = {
     (True, True, True, False): (92.18, 99.21, 77.84, 93.92),
     (True, False, False, False): (92.33, 99.17, 72.95, 90.43),
