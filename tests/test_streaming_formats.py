@@ -96,3 +96,32 @@ def test_augmentation_is_a_function_of_seed_epoch_and_index(prepared):
   assert not np.array_equal(one, other_seed)
   evaluation = inception_preprocessing.eval_batch(images, size=16)
   assert evaluation.shape == (12, 16, 16, 3) and evaluation.dtype == np.uint8
+
+
+def test_true_labels_are_read_once_per_prepared_split(prepared, monkeypatch):
+  builder = prepared["array_record"]
+  open_ = lambda: streaming.StreamingDataset.from_builder(  # noqa: E731
+      builder, "train", name="tiny", image_size=16).with_randomization(
+          "random_labels", seed=3)
+  first = open_()
+  manifest = first.manifest
+  assert first.label_cache.startswith(str(builder.data_dir))
+  true = first.true_labels(np.arange(12))
+  assert np.array_equal(first.all_true_labels(), true)
+
+  def no_reads(self, indices):
+    raise AssertionError("read every record again")
+
+  with monkeypatch.context() as m:
+    m.setattr(streaming.StreamingDataset, "true_labels", no_reads)
+    assert open_().manifest == manifest  # from the cache, no record read
+  # A cache that does not describe the split is read again and replaced.
+  with np.load(first.label_cache) as f:
+    key = str(f["key"])
+  np.savez(first.label_cache, key=np.asarray(key.replace("12", "13")),
+           labels=np.zeros(12, np.int32))
+  again = open_()
+  assert again.manifest == manifest
+  with monkeypatch.context() as m:
+    m.setattr(streaming.StreamingDataset, "true_labels", no_reads)
+    assert np.array_equal(open_().all_true_labels(), true)

@@ -20,6 +20,7 @@ to [-1, 1] (:func:`rethink_jax.preprocessing.inception_scale`).
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from typing import Any, Sequence
@@ -109,13 +110,16 @@ class StreamingDataset:
     image_size: side of the square images :meth:`batch` returns.
     manifest: the randomization manifest (None for clean data; computed on
       first access for a randomized one, since it hashes every label).
+    label_cache: where the split's true labels are kept once read
+      (``from_builder`` puts it beside the prepared files), or "" for none.
   """
 
   def __init__(self, source: Sequence[dict[str, Any]], *, name: str,
                split: str, num_classes: int, image_size: int,
                label_map: np.ndarray | None = None,
                randomization: dict[str, Any] | None = None,
-               location: str = ""):
+               location: str = "", label_cache: str = "",
+               label_cache_key: dict[str, Any] | None = None):
     if image_size < 1:
       raise DataError(f"image_size must be positive; got {image_size}.")
     self._source = source
@@ -124,6 +128,8 @@ class StreamingDataset:
     self._manifest: dict[str, Any] | None = None
     self._all_true_labels: np.ndarray | None = None
     self.location = location
+    self.label_cache = label_cache
+    self._label_cache_key = label_cache_key
     self.name = name
     self.split = split
     self.num_examples = len(source)
@@ -168,9 +174,23 @@ class StreamingDataset:
     elif label_space not in ("native", "imagenet"):
       raise DataError(f"unknown label_space {label_space!r}; use 'native' "
                       f"or 'imagenet'.")
+    location = os.fspath(tfds_builder.data_dir)
+    try:
+      files = [(os.path.basename(i.filename), i.skip, i.take,
+                os.path.getsize(i.filename)) for i in
+               tfds_builder.info.splits[split].file_instructions]
+    except Exception:  # pylint: disable=broad-except
+      files = None  # no files to identify the split by: no label cache
+    tag = "".join(c if c.isalnum() else "_" for c in split)
     return cls(source, name=name, split=split,
                num_classes=num_classes, image_size=image_size,
-               label_map=label_map, location=os.fspath(tfds_builder.data_dir))
+               label_map=label_map, location=location,
+               label_cache=(os.path.join(location,
+                                         f"rethink_jax_labels_{tag}.npz")
+                            if files else ""),
+               label_cache_key=dict(
+                   num_examples=len(source), files=files,
+                   label_space=label_space))
 
   def __len__(self) -> int:
     return self.num_examples
@@ -216,9 +236,48 @@ class StreamingDataset:
     return np.concatenate(out) if out else np.zeros((0,), np.int32)
 
   def all_true_labels(self) -> np.ndarray:
+    """Every example's true label, in order.
+
+    Reading them means reading every record (1.28M for ImageNet), so they
+    are kept in :attr:`label_cache` with what identifies the prepared split
+    (its files, their sizes, the record count, the label space); a cache
+    that does not match the split is read again and replaced.
+    """
     if self._all_true_labels is None:
-      self._all_true_labels = self.true_labels(np.arange(self.num_examples))
+      labels = self._read_label_cache()
+      if labels is None:
+        labels = self.true_labels(np.arange(self.num_examples))
+        self._write_label_cache(labels)
+      self._all_true_labels = labels
     return self._all_true_labels
+
+  def _cache_key_text(self) -> str:
+    return json.dumps(self._label_cache_key, sort_keys=True, default=str)
+
+  def _read_label_cache(self) -> np.ndarray | None:
+    if not self.label_cache or not os.path.isfile(self.label_cache):
+      return None
+    try:
+      with np.load(self.label_cache) as f:
+        key, labels = str(f["key"]), np.asarray(f["labels"], np.int32)
+    except (OSError, ValueError, KeyError):
+      return None
+    if key != self._cache_key_text() or labels.shape != (self.num_examples,):
+      return None
+    return labels
+
+  def _write_label_cache(self, labels: np.ndarray) -> None:
+    """Writes the cache atomically; a read-only data_dir goes without."""
+    if not self.label_cache:
+      return
+    tmp = f"{self.label_cache}.tmp{os.getpid()}"
+    try:
+      with open(tmp, "wb") as f:
+        np.savez(f, key=np.asarray(self._cache_key_text()), labels=labels)
+      os.replace(tmp, self.label_cache)
+    except OSError:
+      if os.path.exists(tmp):
+        os.remove(tmp)
 
   def labels(self, indices, true: np.ndarray | None = None) -> np.ndarray:
     """Labels as trained: randomized by (seed, index) when requested.
@@ -272,7 +331,8 @@ class StreamingDataset:
         num_classes=self.num_classes, image_size=self.image_size,
         label_map=self._label_map,
         randomization={"randomization": name, "seed": int(seed), "p": p},
-        location=self.location)
+        location=self.location, label_cache=self.label_cache,
+        label_cache_key=self._label_cache_key)
     other._all_true_labels = self._all_true_labels
     return other
 
