@@ -65,7 +65,8 @@ _SHORT_NAMES = {
 _SUBMODULES = ("cli", "corruption", "data", "experiments", "models", "paper",
                "theory", "training", *_SHORT_NAMES)
 
-__all__ = ["CPU_XLA_FLAGS", "configure_xla_cpu", "__version__",
+__all__ = ["CPU_XLA_FLAGS", "configure_xla_cpu", "uses_accelerator",
+           "__version__",
            *_SUBMODULES]
 
 # XLA:CPU hands convolutions to YNNPACK by default; on the 2-core x86 machines
@@ -83,7 +84,8 @@ def configure_xla_cpu() -> bool:
   Call it before the first JAX computation: XLA reads ``XLA_FLAGS`` once,
   when JAX starts its backends. A setting of the same flag already in
   ``XLA_FLAGS`` wins, and nothing is set for a jaxlib other than the one the
-  flag was measured with. ``python -m rethink_jax.train``, the
+  flag was measured with, or where JAX will compute on an accelerator
+  (:func:`uses_accelerator`). ``python -m rethink_jax.train``, the
   ``rethink-jax`` command and the scripts in ``experiments/`` call it.
 
   Example::
@@ -103,10 +105,32 @@ def configure_xla_cpu() -> bool:
   name = CPU_XLA_FLAGS.split("=", 1)[0]
   if name in flags:
     return CPU_XLA_FLAGS in flags
-  if not version.__version__.startswith(_CPU_XLA_FLAGS_JAXLIB):
+  if (not version.__version__.startswith(_CPU_XLA_FLAGS_JAXLIB)
+      or uses_accelerator()):
     return False
   os.environ["XLA_FLAGS"] = f"{flags} {CPU_XLA_FLAGS}".strip()
   return True
+
+
+# PJRT plugins of the accelerators and the device files their drivers make.
+_ACCELERATORS = (
+    (("jax_cuda12_plugin", "jax_cuda13_plugin"), ("/dev/nvidia0",)),
+    (("libtpu",), ("/dev/accel0", "/dev/vfio/0")),
+    (("jax_rocm6_plugin", "jax_rocm7_plugin"), ("/dev/kfd",)),
+)
+
+
+def uses_accelerator() -> bool:
+  """Whether JAX will compute on a GPU or TPU here, decided without
+  starting JAX (whose backends read ``XLA_FLAGS`` once): the first platform
+  of ``JAX_PLATFORMS`` when set, else an installed accelerator plugin whose
+  device is present."""
+  platforms = os.environ.get("JAX_PLATFORMS", "").strip()
+  if platforms:
+    return platforms.split(",")[0].strip() != "cpu"
+  return any(any(importlib.util.find_spec(m) is not None for m in modules)
+             and any(os.path.exists(d) for d in devices)
+             for modules, devices in _ACCELERATORS)
 
 
 class _ShortNameLoader(importlib.abc.Loader):

@@ -20,6 +20,13 @@ coordinator and the processes::
 Errors in the config, the data, the workdir or a checkpoint are printed as
 one ``error:`` line (``--traceback`` for the traceback), exit status 1.
 
+Compiled programs are kept in JAX's persistent compilation cache, so the
+runs of a sweep and every restart or resume of a run skip compiling a
+program seen before: ``~/.cache/rethink_jax/jax_compilation_cache`` by
+default, another directory in ``RETHINK_JAX_COMPILATION_CACHE`` (``off``:
+none); a cache directory already set in JAX's own config
+(``JAX_COMPILATION_CACHE_DIR``) is kept.
+
 The flags of each command live in a private ``absl.flags.FlagValues``, so
 importing this module (or any of ``rethink_jax``) defines no flag in the
 process's global ``absl.flags.FLAGS``, and a script with its own
@@ -40,6 +47,33 @@ from absl import logging
 from ml_collections import config_flags
 
 import rethink_jax
+
+COMPILATION_CACHE_ENV = "RETHINK_JAX_COMPILATION_CACHE"
+DEFAULT_COMPILATION_CACHE = os.path.join(
+    "~", ".cache", "rethink_jax", "jax_compilation_cache")
+
+
+def enable_compilation_cache() -> str | None:
+  """Turns on JAX's persistent compilation cache (see the module doc).
+
+  Returns:
+    The cache directory, or None when it is off.
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  if jax.config.jax_compilation_cache_dir:
+    return jax.config.jax_compilation_cache_dir
+  directory = os.environ.get(COMPILATION_CACHE_ENV) or (
+      DEFAULT_COMPILATION_CACHE)
+  if directory == "off":
+    return None
+  directory = os.path.expanduser(directory)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  # Every program: the per-epoch and evaluation programs of a small model
+  # compile in under JAX's default threshold of a second, and a sweep
+  # compiles them once per run.
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  return directory
+
 
 _COMMANDS = {"train": "train one model on one (randomized) data set and "
                       "evaluate it every epoch (Section 3)"}
@@ -158,7 +192,8 @@ _RUNNERS: dict[str, Callable[[list[str]], int]] = {"train": train_command}
 def main(argv: Sequence[str] | None = None, prog: str = "rethink-jax") -> int:
   """The ``rethink-jax`` console script: ``rethink-jax COMMAND [FLAGS]``.
 
-  Applies :func:`rethink_jax.configure_xla_cpu` before any JAX computation.
+  Applies :func:`rethink_jax.configure_xla_cpu` before any JAX computation
+  and :func:`enable_compilation_cache`.
 
   Args:
     argv: the arguments after the program name (default ``sys.argv[1:]``).
@@ -178,6 +213,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "rethink-jax") -> int:
     print(f"error: unknown command {argv[0]!r}\n\n{usage}", file=sys.stderr)
     return 2
   rethink_jax.configure_xla_cpu()
+  enable_compilation_cache()
   command = argv[0]
   name = prog if prog != "rethink-jax" else f"{prog} {command}"
   return _RUNNERS[command]([name, *argv[1:]])
@@ -186,12 +222,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "rethink-jax") -> int:
 def run_script(main_fn: Callable[[list[str]], Any]) -> None:
   """Runs a script of ``experiments/`` or ``benchmarks/`` like every command.
 
-  :func:`rethink_jax.configure_xla_cpu` first, then ``absl.app.run``: the
+  :func:`rethink_jax.configure_xla_cpu` and :func:`enable_compilation_cache`
+  first, then ``absl.app.run``: the
   script's absl flags (defined in the script, its own entry point), ``--help``
   and absl INFO logging on stderr (this package's lines, everyone's
   warnings). ``main_fn``'s return value is ignored.
   """
   rethink_jax.configure_xla_cpu()
+  enable_compilation_cache()
 
   def _main(argv: list[str]) -> None:
     if len(argv) > 1:

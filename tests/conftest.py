@@ -19,6 +19,9 @@ import os
 
 # Keep TensorFlow (used by tfds) quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The CLI's persistent compilation cache stays out of the home directory;
+# the modules that want one use the fixture below.
+os.environ.setdefault("RETHINK_JAX_COMPILATION_CACHE", "off")
 
 import rethink_jax  # noqa: E402
 

@@ -120,6 +120,39 @@ def test_configure_xla_cpu_adds_the_flag_never_over_a_users(user, expected):
   assert result.stdout.strip() == expected
 
 
+@pytest.mark.parametrize("platforms,expected", [
+    ("cpu", rethink_jax.CPU_XLA_FLAGS), ("cpu,cuda", rethink_jax.CPU_XLA_FLAGS),
+    ("cuda", ""), ("tpu", ""), ("gpu,cpu", "")])
+def test_the_cpu_flag_is_set_only_where_jax_computes_on_the_cpu(
+    platforms, expected):
+  result = _python("import os, rethink_jax\n"
+                   "rethink_jax.configure_xla_cpu()\n"
+                   "print(os.environ.get('XLA_FLAGS', ''))", XLA_FLAGS=None,
+                   JAX_PLATFORMS=platforms)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == expected
+
+
+def test_the_entry_points_keep_compiled_programs(tmp_path):
+  code = ("import os, jax, jax.numpy as jnp\n"
+          "from rethink_jax import cli\n"
+          "print(cli.enable_compilation_cache())\n"
+          "jax.jit(lambda x: jnp.sin(x) * 3)(jnp.ones(5)).block_until_ready()\n")
+  cache = tmp_path / "cache"
+  result = _python(code, RETHINK_JAX_COMPILATION_CACHE=str(cache),
+                   JAX_COMPILATION_CACHE_DIR=None)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split()[0] == str(cache)
+  assert any(cache.iterdir())  # the program was written
+  result = _python(code, RETHINK_JAX_COMPILATION_CACHE="off",
+                   JAX_COMPILATION_CACHE_DIR=None)
+  assert result.stdout.split()[0] == "None"
+  # JAX's own setting wins.
+  result = _python(code, RETHINK_JAX_COMPILATION_CACHE=str(cache),
+                   JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax"))
+  assert result.stdout.split()[0] == str(tmp_path / "jax")
+
+
 def test_console_script_is_declared():
   scripts = {e.name: e.value for e in
              importlib.metadata.entry_points(group="console_scripts")}
