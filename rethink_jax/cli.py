@@ -60,8 +60,9 @@ def enable_compilation_cache() -> str | None:
     The cache directory, or None when it is off.
   """
   import jax  # pylint: disable=import-outside-toplevel
-  if jax.config.jax_compilation_cache_dir:
-    return jax.config.jax_compilation_cache_dir
+  configured = getattr(jax.config, "jax_compilation_cache_dir")
+  if configured:
+    return configured
   directory = os.environ.get(COMPILATION_CACHE_ENV) or (
       DEFAULT_COMPILATION_CACHE)
   if directory == "off":
