@@ -60,7 +60,7 @@ def enable_compilation_cache() -> str | None:
     The cache directory, or None when it is off.
   """
   import jax  # pylint: disable=import-outside-toplevel
-  configured = getattr(jax.config, "jax_compilation_cache_dir")
+  configured = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
   if configured:
     return configured
   directory = os.environ.get(COMPILATION_CACHE_ENV) or (
