@@ -11,9 +11,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import chex
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -505,3 +508,48 @@ def test_streamed_resume_is_bit_exact(tmp_path):
   assert_trees_equal(final_state(straight), final_state(resumed))
   assert ([r["train_loss"] for r in read_metrics(straight)] ==
           [r["train_loss"] for r in read_metrics(resumed)])
+
+
+class _TinyConvBN(nn.Module):
+  """A convolution, BatchNorm and a classifier: a conv model small enough
+  to compile inside a loop on CPU."""
+
+  num_classes: int = 10
+  dropout_rate: float = 0.0
+  dtype: Any = jnp.float32
+  bn_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = nn.Conv(4, (3, 3), strides=(2, 2), dtype=self.dtype)(x)
+    x = nn.BatchNorm(use_running_average=not train,
+                     momentum=self.bn_momentum, dtype=self.dtype)(x)
+    x = jnp.mean(nn.relu(x), axis=(1, 2))
+    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(
+        jnp.float32)
+
+
+def test_a_conv_model_trains_alike_in_one_scan_per_epoch(tmp_path,
+                                                         monkeypatch):
+  # On CPU a convolutional model takes one step per call; on GPU and TPU it
+  # takes a whole epoch in one lax.scan. Forced here on CPU, the scan must
+  # give the step-by-step run's training, BatchNorm statistics included.
+  from rethink_jax.models import registry as model_registry  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(model_registry.REGISTRY.entries, "tiny_conv_bn",
+                      model_registry.ModelSpec("tiny_conv_bn", _TinyConvBN,
+                                               0.05, True))
+  data = (synthetic(64), synthetic(16, 1))
+  runs = {}
+  for steps_per_call in (0, 4):  # 0: one step per call on CPU; 4: the epoch
+    workdir = str(tmp_path / str(steps_per_call))
+    runs[steps_per_call] = train.train_and_evaluate(
+        make_config(model="tiny_conv_bn", num_epochs=2, random_crop=True,
+                    steps_per_call=steps_per_call), workdir, *data)
+    runs[steps_per_call]["state"] = final_state(workdir)
+  assert runs[0]["final"]["step"] == runs[4]["final"]["step"] == 8
+  chex.assert_trees_all_close(runs[4]["state"], runs[0]["state"], rtol=1e-5,
+                              atol=1e-6)
+  for key in ("train_loss", "train_accuracy", "test_accuracy",
+              "train_loss_running"):
+    assert runs[4]["final"][key] == pytest.approx(runs[0]["final"][key],
+                                                  rel=1e-5, abs=1e-6), key
