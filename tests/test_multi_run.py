@@ -39,7 +39,8 @@ def ablation(**common):
                corruption_probability=0.5, learning_rate=0.02),
           dict(seed=2, data_seed=3, randomization="random_labels",
                num_epochs=1),
-          dict(seed=3, randomization="shuffled_pixels")]
+          dict(seed=3, randomization="shuffled_pixels",
+               train_eval_every_epochs=2)]
   return [tiny_config(**{"num_epochs": 3, "eval_batch_size": 16, **common,
                          **row}) for row in rows]
 

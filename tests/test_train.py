@@ -553,3 +553,35 @@ def test_a_conv_model_trains_alike_in_one_scan_per_epoch(tmp_path,
               "train_loss_running"):
     assert runs[4]["final"][key] == pytest.approx(runs[0]["final"][key],
                                                   rel=1e-5, abs=1e-6), key
+
+
+def test_the_training_set_is_evaluated_at_its_cadence_and_at_the_end(
+    tmp_path):
+  data = (synthetic(64), synthetic(16, 1))
+  train.train_and_evaluate(make_config(num_epochs=5),
+                                   str(tmp_path / "every"), *data)
+  sparse = train.train_and_evaluate(
+      make_config(num_epochs=5, train_eval_every_epochs=3),
+      str(tmp_path / "sparse"), *data)
+  a, b = read_metrics(tmp_path / "every"), read_metrics(tmp_path / "sparse")
+  assert [("train_accuracy" in r) for r in b] == [False, False, True, False,
+                                                  True]
+  assert all("test_accuracy" in r for r in b)
+  # Skipping an evaluation changes no training: the evaluated epochs agree;
+  # fitting is seen at evaluated epochs only.
+  seen = ("steps_to_fit", "steps_to_converge")
+  for x, y in zip(a, b):
+    for key in y:
+      if key not in TIMING_FIELDS + seen:
+        assert x[key] == y[key], key
+  fitted = [r["step"] for r in b if r.get("train_accuracy", 0) >= 1.0]
+  assert sparse["steps_to_fit"] == (fitted[0] if fitted else None)
+  assert "train_accuracy" in sparse["final"]
+  # A run that stops early still ends on an evaluated epoch.
+  early = train.train_and_evaluate(
+      make_config(num_epochs=30, early_stopping_patience=2,
+                  learning_rate=0.05, train_eval_every_epochs=7),
+      str(tmp_path / "early"), *data)
+  assert early["stopped"] == "early_stopping"
+  assert early["epochs_completed"] < 7
+  assert "train_accuracy" in early["final"]

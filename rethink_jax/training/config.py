@@ -45,7 +45,8 @@ def table1_weight_decay(model: str) -> float:
 # rethink_jax.experiments.sweep) leaves them out while they hold it, so the
 # results of older runs keep their names.
 ADDED_FIELDS = {"optimizer": "sgd", "lr_decay_epochs": 1,
-                "label_smoothing": 0.0, "aux_loss_weight": 0.0}
+                "label_smoothing": 0.0, "aux_loss_weight": 0.0,
+                "train_eval_every_epochs": 1}
 
 
 def complete(saved: dict) -> dict:
@@ -172,6 +173,11 @@ def base_config() -> ml_collections.ConfigDict:
   # Training examples in the per-epoch evaluation pass over the training set
   # (0 = all; a fixed subset otherwise, for ImageNet-sized data).
   c.train_eval_examples = 0
+  # Evaluate the training set every this many epochs (and at any epoch the
+  # run may end on); the test set is evaluated every epoch. Fitting and
+  # convergence (steps_to_fit, stop_when_fitted) are seen at these epochs
+  # only, so 1, the default, gives the time to fit to the epoch.
+  c.train_eval_every_epochs = 1
   # Training accuracy (labels as trained) that counts as "fitted"; the first
   # step at which an epoch-end evaluation reaches it is steps_to_fit.
   c.fit_threshold = 1.0
@@ -374,6 +380,9 @@ def validate(config: ml_collections.ConfigDict,
            f"must be >= 0 (0 = off); got {config.early_stopping_patience}.")
   _require(config.checkpoint_every_epochs >= 1, "checkpoint_every_epochs",
            f"must be >= 1; got {config.checkpoint_every_epochs}.")
+  _require(config.train_eval_every_epochs >= 1, "train_eval_every_epochs",
+           f"must be >= 1 (1 = every epoch); got "
+           f"{config.train_eval_every_epochs}.")
   _require(config.checkpoints_to_keep >= 1, "checkpoints_to_keep",
            f"must be >= 1; got {config.checkpoints_to_keep}.")
   _require(config.progress in PROGRESS, "progress",

@@ -79,6 +79,7 @@ PER_RUN_FIELDS = frozenset({
     "fit_threshold", "stop_when_fitted", "converge_loss",
     "stop_when_converged", "early_stopping_patience",
     "checkpoint_every_epochs", "checkpoints_to_keep",
+    "train_eval_every_epochs",
 })
 
 
@@ -158,7 +159,7 @@ class _Group:
     self._packed: dict[Any, tuple[Any, int | None]] = {}
     self._order = jax.jit(steps.epoch_order, static_argnames=("num_examples",),
                           out_shardings=self.replicated)
-    self._param_norm = jax.jit(optax.tree.norm)
+    self.param_norm = jax.jit(optax.tree.norm)
 
   # -- the per-run functions, with the run's hyperparameters as values ----
 
@@ -330,25 +331,23 @@ class _Group:
     for run, (state, sums) in zip(runs, self.unpack(carry, k)):
       run.state, run.sums = state, jax.device_get(sums)
 
-  def evaluate(self, runs: list["_RunState"]) -> list[dict[str, Any]]:
-    """Training-set and test-set metrics of every run in ``runs``."""
+  def evaluate(self, runs: list["_RunState"], prefix: str
+               ) -> list[dict[str, Any]]:
+    """``prefix`` ("train" or "test") set metrics of every run in ``runs``."""
     k = len(runs)
+    if not k:
+      return []
     states, _ = self.pack([r.state for r in runs])
-    out: list[dict[str, Any]] = [{} for _ in runs]
-    for prefix in ("train", "test"):
-      role = "train_eval_data" if prefix == "train" else "test_data"
-      args, axes = [states], []
-      for field in ("images", "labels", "true_labels"):
-        value, axis = self.pack_data(runs, role, field)
-        args.append(value)
-        axes.append(axis)
-      fn = self._compiled_fn(f"eval_{prefix}", self._eval_fn, tuple(args),
-                             axes=tuple(axes), num_runs=k)
-      for i, sums in enumerate(self.unpack(fn(*args), k)):
-        out[i].update(metrics.from_eval_sums(jax.device_get(sums), prefix))
-    for i, run in enumerate(runs):
-      out[i]["param_norm"] = float(self._param_norm(run.state.params))
-    return out
+    role = "train_eval_data" if prefix == "train" else "test_data"
+    args, axes = [states], []
+    for field in ("images", "labels", "true_labels"):
+      value, axis = self.pack_data(runs, role, field)
+      args.append(value)
+      axes.append(axis)
+    fn = self._compiled_fn(f"eval_{prefix}", self._eval_fn, tuple(args),
+                           axes=tuple(axes), num_runs=k)
+    return [metrics.from_eval_sums(jax.device_get(sums), prefix)
+            for sums in self.unpack(fn(*args), k)]
 
 
 class _RunState:
@@ -535,7 +534,13 @@ def _train_many(configs, paths, data, strategy, *, start, writer):
       train_time = (time.perf_counter() - epoch_start
                     - (group.compile_time - compile_before))
       eval_start = time.perf_counter()
-      evaluations = group.evaluate(todo)
+      evaluations = group.evaluate(todo, "test")
+      due = [r for r, e in zip(todo, evaluations) if train_lib.train_eval_due(
+          r.config, r.book, e["test_accuracy"])]
+      for run, train_metrics in zip(due, group.evaluate(due, "train")):
+        evaluations[todo.index(run)].update(train_metrics)
+      for run, evaluation in zip(todo, evaluations):
+        evaluation["param_norm"] = float(group.param_norm(run.state.params))
       eval_time = time.perf_counter() - eval_start
       for run, evaluation in zip(todo, evaluations):
         _finish_epoch(run, evaluation, train_time, eval_time, start, writer)

@@ -148,6 +148,24 @@ def _stop_reason(config: ml_collections.ConfigDict,
   return None
 
 
+def train_eval_due(config: ml_collections.ConfigDict, book: dict[str, Any],
+                   test_accuracy: float) -> bool:
+  """Whether the epoch after ``book["epoch"]``, whose test accuracy is
+  ``test_accuracy``, evaluates the training set: every
+  ``config.train_eval_every_epochs``-th epoch, and every epoch the run may
+  end on, so that a run's last record always has its training metrics."""
+  epoch = book["epoch"] + 1
+  if epoch % config.train_eval_every_epochs == 0 or (
+      epoch >= config.num_epochs):
+    return True
+  if not config.early_stopping_patience:
+    return False
+  best = book["best_test_accuracy"]
+  if best is None or test_accuracy > best:
+    return False
+  return epoch - book["best_epoch"] >= config.early_stopping_patience
+
+
 def _check_epochs(config: ml_collections.ConfigDict, book: dict[str, Any],
                   directory: str) -> None:
   if book["epoch"] > config.num_epochs:
@@ -245,11 +263,12 @@ def _update_book(config: ml_collections.ConfigDict, book: dict[str, Any],
       record["test_accuracy"] > book["best_test_accuracy"]):
     book["best_test_accuracy"] = record["test_accuracy"]
     book["best_epoch"] = record["epoch"]
-  if (book["steps_to_fit"] is None and
-      record["train_accuracy"] >= config.fit_threshold):
+  accuracy = record.get("train_accuracy")  # absent between train evaluations
+  if (book["steps_to_fit"] is None and accuracy is not None and
+      accuracy >= config.fit_threshold):
     book["steps_to_fit"] = record["step"]
     book["fitted_epoch"] = record["epoch"]
-  loss = record["train_loss"]
+  loss = record.get("train_loss")
   if (book["steps_to_converge"] is None and loss is not None and
       loss <= config.converge_loss):
     book["steps_to_converge"] = record["step"]
@@ -272,7 +291,7 @@ class _Loop:
     self.checkpoints = checkpoints
     self.compile_time = 0.0
     self._compiled = {}
-    self._param_norm = jax.jit(optax.tree.norm)
+    self.param_norm = jax.jit(optax.tree.norm)
     eval_index = inputs.train_eval_indices(config, train_ids.shape[0])
     if self.streamed:
       self.train_feed = inputs.StreamFeed(train, train_ids, batch_sharding,
@@ -381,10 +400,10 @@ class _Loop:
       if (b + 1) % chunk == 0 or b + 1 == self.steps_per_epoch:
         yield state, sums
 
-  def evaluate(self, state) -> dict[str, Any]:
+  def evaluate(self, state, prefixes=("train", "test")) -> dict[str, Any]:
     """Training-set (labels as trained) and clean test-set metrics."""
     result = {}
-    for prefix in ("train", "test"):
+    for prefix in prefixes:
       if self.streamed:
         feed = self.train_feed if prefix == "train" else self.test_feed
         index = self.train_eval_index if prefix == "train" else self.test_index
@@ -396,7 +415,6 @@ class _Loop:
         sums = self.fns["resident_eval"](state, data.images, data.labels,
                                          data.true_labels)
       result.update(metrics.from_eval_sums(jax.device_get(sums), prefix))
-    result["param_norm"] = float(self._param_norm(state.params))
     return result
 
   def close(self) -> None:
@@ -632,7 +650,10 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
       record = dict(epoch=epoch + 1, step=int(state.step),
                     learning_rate=float(schedule(int(state.step) - 1)))
       record.update(metrics.from_running_sums(jax.device_get(sums)))
-      record.update(loop.evaluate(state))
+      record.update(loop.evaluate(state, ("test",)))
+      if train_eval_due(config, book, record["test_accuracy"]):
+        record.update(loop.evaluate(state, ("train",)))
+      record["param_norm"] = float(loop.param_norm(state.params))
       record_epoch(config, book, record, steps_per_epoch=steps_per_epoch,
                    train_time=train_time,
                    eval_time=time.perf_counter() - eval_start,
