@@ -20,12 +20,11 @@ sys.path.insert(0, REPO)
 
 from rethink_jax import cli  # noqa: E402
 from rethink_jax import results  # noqa: E402
+from rethink_jax.experiments import claims  # noqa: E402
 from rethink_jax.experiments import report  # noqa: E402
 from rethink_jax.experiments import suite  # noqa: E402
 
-MODEL_NAMES = {"inception": "Inception", "inception_no_bn":
-               "Inception w/o BatchNorm", "alexnet": "AlexNet",
-               "mlp_3x512": "MLP 3x512", "mlp_1x512": "MLP 1x512"}
+MODEL_NAMES = claims.MODEL_NAMES
 CURVE_NAMES = {"true_labels": "true labels", "random_labels": "random labels",
                "shuffled_pixels": "shuffled pixels",
                "random_pixels": "random pixels", "gaussian": "Gaussian"}
@@ -339,6 +338,43 @@ def _readme_block(scale, rows) -> None:
       f.write(head + begin + "\n" + block + end + tail)
 
 
+def _claims_table(found) -> list[str]:
+  lines = ["| claim | the paper | here | measured |", "|---|---|---|---|"]
+  for c in found:
+    lines.append(f"| `{c.key}` | {c.paper} | **{c.verdict}** | "
+                 f"{c.evidence} |")
+  return lines
+
+
+def _here(found, *keys) -> str:
+  """The verdicts of the claims a section shows, as one line."""
+  by_key = {c.key: c for c in found}
+  return "Here: " + " ".join(
+      f"{by_key[k].paper.split(' (')[0]}: **{by_key[k].verdict}** "
+      f"({by_key[k].evidence})." for k in keys)
+
+
+def _noise_text(rows) -> str:
+  sizes = sorted({r["test_examples"] for name in ("table1", "table2")
+                  for r in rows[name] if r.get("test_examples")})
+  errors = ", ".join(f"{claims.standard_error(50.0, n):.1f} points on {n:,}"
+                     for n in sizes)
+  return ("Test accuracies are measured on finite test sets: at 50% "
+          "accuracy the standard error is " + errors + " images (sqrt(a (1 - "
+          "a) / n)); the claims below count a difference within two "
+          "standard errors as noise.")
+
+
+def _best_is_final_text(rows) -> str:
+  done = [r for r in rows["figure2b"] if r["measured"] is not None]
+  if done and all(r["measured"]["best_test_accuracy"] ==
+                  r["measured"]["final_test_accuracy"] for r in done):
+    return ("Best and final test accuracy coincide here because every run "
+            "stops at its first fitted epoch, while its test accuracy is "
+            "still rising; the paper's curves go on after the fit.")
+  return ""
+
+
 def page_path(scale: str) -> str:
   """The scale's page: the cpu scale's is docs/reproduction.md, a paper-scale
   report never overwrites it."""
@@ -357,6 +393,7 @@ def main(argv: list[str]) -> None:
   args = FLAGS
   root = os.path.join(REPO, "results", "runs", args.scale)
   rows = report.collect(args.scale, root, REPO, args.seeds)
+  found = claims.check(rows, args.scale)
   figures = os.path.join(REPO, "docs", "figures")
   paths, plt, meta = _plots(args.scale, root, figures, args.seeds)
   _p_plots(args.scale, rows, figures, plt, meta, paths)
@@ -370,7 +407,8 @@ def main(argv: list[str]) -> None:
   if os.path.isfile(out):
     with open(out) as f:
       merged = json.load(f)
-  for name, new_rows in rows.items():
+  for name, new_rows in {**rows, "claims": [
+      dict(c.to_dict(), scale=args.scale) for c in found]}.items():
     kept = [r for r in merged.get(name, []) if r.get("scale") != args.scale]
     merged[name] = kept + new_rows
   # No provenance block: the file must come out identical on every run.
@@ -397,10 +435,18 @@ def main(argv: list[str]) -> None:
       "2b) plot the mean over the seeds that reached each step, with their "
       "min-max as a band.",
       "", *_scale_text(args.scale), "",
+      "## The paper's claims at this scale", "",
+      "Each of the paper's qualitative claims, checked against the rows "
+      "below by `rethink_jax.experiments.claims` (fitted: at least "
+      f"{claims.fit_pct():g}% training accuracy; at chance: within three "
+      "standard errors of 1 / classes). " + _noise_text(rows), "",
+      *_claims_table(found), "",
       "## Table 1", "", *_table1(rows["table1"]), "",
+      _here(found, "random_labels_fitted", "batch_norm_free_fits"), "",
       "## Figure 1a: training loss under each randomization", "",
       f"![Figure 1a]({rel(paths['figure1a'])})", "",
       f"Paper: {report.FIGURE_READINGS['figure1a']}", "",
+      _here(found, "figure1a_order"), "",
       *_figure_rows(rows["figure1a"], [
           ("randomization", "randomization"),
           ("steps_to_fit", "steps to fit"), ("epochs", "epochs (cap)"),
@@ -408,6 +454,7 @@ def main(argv: list[str]) -> None:
       "## Figure 1b: convergence time against label corruption", "",
       f"![Figure 1b]({rel(paths['figure1b'])})", "",
       f"Paper: {report.FIGURE_READINGS['figure1b']}", "",
+      _here(found, "figure1b_factor"), "",
       *_figure_rows(rows["figure1b"], [
           ("model", "model"), ("p", "p"),
           ("steps_to_fit", "steps to fit"),
@@ -416,18 +463,21 @@ def main(argv: list[str]) -> None:
       "## Figure 1c: test error after convergence", "",
       f"![Figure 1c]({rel(paths['figure1c'])})", "",
       f"Paper: {report.FIGURE_READINGS['figure1c']}", "",
+      _here(found, "figure1c_monotone"), "",
       *_figure_rows(rows["figure1c"], [
           ("model", "model"), ("p", "p"), ("test_error", "test error (%)"),
           ("train", "train accuracy (%)"), ("epochs", "epochs (cap)")]), "",
       "## Figure 2b: the small Inception with and without BatchNorm", "",
       f"![Figure 2b]({rel(paths['figure2b'])})", "",
       f"Paper: {report.FIGURE_READINGS['figure2b']}", "",
+      _here(found, "batch_norm_helps"), _best_is_final_text(rows), "",
       *_figure_rows(rows["figure2b"], [
           ("model", "model"), ("final_test_accuracy", "final test (%)"),
           ("best_test_accuracy", "best test (%)"),
           ("epochs", "epochs (cap)")]), "",
       "## Table 4: random labels with an explicit regularizer", "",
       *_table4(rows["table4"]), "",
+      _here(found, "regularizers_do_not_prevent_fitting"), "",
       "## Table 2: Inception V3, true and random labels, with and without "
       "regularizers", "",
       ("Paper: ImageNet (ILSVRC 2012), 299x299. Here at the cpu scale: "
@@ -440,10 +490,12 @@ def main(argv: list[str]) -> None:
        "ImageNet (ILSVRC 2012), 299x299, the Inception V3 reference "
        "protocol (`docs/imagenet.md`)."), "",
       *_table2(rows["table2"]), "",
+      _here(found, "imagenet_random_labels"), "",
       "## Figure 2a: Inception V3's accuracy with and without regularizers",
       "",
       f"![Figure 2a]({rel(paths['figure2a'])})", "",
       f"Paper: {report.FIGURE_READINGS['figure2a']}", "",
+      _here(found, "imagenet_regularizers_help"), "",
       *_figure_rows(rows["figure2a"], [
           ("regularizers", "regularizers"),
           ("final_test_accuracy", "final test top-1 (%)"),

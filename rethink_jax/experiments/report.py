@@ -185,6 +185,8 @@ def collect(scale: str, root: str, repo: str, seeds: int = 1
         base, paper=_paper(members[0]), scale=scale,
         train_examples=config.train_examples or (
             suite.CIFAR10_TRAIN if config.dataset == "cifar10" else None),
+        test_examples=config.test_examples or (
+            suite.CIFAR10_TEST if config.dataset == "cifar10" else None),
         num_epochs=config.num_epochs,
         seeds=[e.config.seed for e, r in zip(members, runs)
                if r["summary"] is not None],

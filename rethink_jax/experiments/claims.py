@@ -1,0 +1,361 @@
+"""The paper's qualitative claims, checked against the measured rows.
+
+Each check is a pure function of the rows :func:`rethink_jax.experiments.
+report.collect` returns and gives a :class:`Claim`: what the paper says
+(with its section, table or figure, arXiv 1611.03530), the verdict at this
+scale and the numbers behind it. Verdicts:
+
+* ``holds``: every measured case agrees with the paper;
+* ``partly holds``: some cases agree, others do not (named);
+* ``does not hold at this scale``: no measured case agrees;
+* ``not testable here``: the runs it needs are not finished.
+
+"Fitted" is the suite's fitting rule (``suite.FIT_THRESHOLD``); "at chance"
+is within three standard errors of 1 / classes on the test set's size; a
+difference smaller than two standard errors of the test set is "within
+noise" (the standard error of an accuracy a on n images is
+sqrt(a (1 - a) / n)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+from rethink_jax.experiments import suite
+
+HOLDS = "holds"
+PARTLY = "partly holds"
+FAILS = "does not hold at this scale"
+UNTESTED = "not testable here"
+
+MODEL_NAMES = {"inception": "Inception", "inception_no_bn":
+               "Inception w/o BatchNorm", "alexnet": "AlexNet",
+               "mlp_3x512": "MLP 3x512", "mlp_1x512": "MLP 1x512"}
+Rows = dict[str, list[dict[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+  """One claim of the paper and what the measured rows say of it."""
+
+  key: str
+  paper: str
+  verdict: str
+  evidence: str
+
+  def to_dict(self) -> dict[str, str]:
+    return dataclasses.asdict(self)
+
+
+def standard_error(accuracy_pct: float, n: int) -> float:
+  """Standard error, in points, of an accuracy (in %) measured on n images."""
+  a = min(max(accuracy_pct / 100.0, 0.0), 1.0)
+  return 100.0 * math.sqrt(a * (1.0 - a) / n)
+
+
+def fit_pct() -> float:
+  return round(100.0 * suite.FIT_THRESHOLD, 4)
+
+
+def _measured(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  return [r for r in rows if r.get("measured") is not None]
+
+
+def _verdict(good: Sequence[str], bad: Sequence[str]) -> str:
+  if not good and not bad:
+    return UNTESTED
+  if not bad:
+    return HOLDS
+  return PARTLY if good else FAILS
+
+
+def _join(parts: Sequence[str]) -> str:
+  return "; ".join(parts)
+
+
+def _at_chance(test_pct: float, n_test: int, classes: int) -> bool:
+  chance = 100.0 / classes
+  return abs(test_pct - chance) <= 3 * standard_error(chance, n_test)
+
+
+def random_labels_fitted(rows: Rows) -> Claim:
+  """Table 1: every model fits random labels; test accuracy stays at chance."""
+  good, bad, notes = [], [], []
+  for r in _measured(r for r in rows["table1"] if r["random_labels"]
+                     and not (r["random_crop"] or r["weight_decay"])):
+    name = MODEL_NAMES[r["model"]]
+    train, test = r["measured"]["train"], r["measured"]["test"]
+    fitted = train >= fit_pct()
+    chance = _at_chance(test, r["test_examples"], 10)
+    (good if fitted and chance else bad).append(name)
+    notes.append(f"{name}: train {train:.2f}%, test {test:.2f}%"
+                 + ("" if fitted else " (not fitted)")
+                 + ("" if chance else " (not at chance)"))
+  return Claim("random_labels_fitted",
+               "Every network fits random labels (100% or near it in "
+               "training) while its test accuracy is at chance (Table 1, "
+               "Section 2).", _verdict(good, bad), _join(notes))
+
+
+def true_labels_generalize(rows: Rows) -> Claim:
+  """Table 1: on the true labels the same networks generalize."""
+  good, bad, notes = [], [], []
+  for r in _measured(r for r in rows["table1"] if not r["random_labels"]
+                     and not (r["random_crop"] or r["weight_decay"])):
+    name = MODEL_NAMES[r["model"]]
+    test = r["measured"]["test"]
+    above = test - 10.0 > 3 * standard_error(10.0, r["test_examples"])
+    (good if above else bad).append(name)
+    notes.append(f"{name}: test {test:.2f}%")
+  return Claim("true_labels_generalize",
+               "The same networks, trained the same way on the true labels, "
+               "generalize far above chance (Table 1).",
+               _verdict(good, bad), _join(notes))
+
+
+def _steps(row: dict[str, Any]) -> float:
+  """Steps to fit; a run that never fitted counts as slower than any."""
+  steps = row["measured"]["steps_to_fit"]
+  return math.inf if steps is None else steps
+
+
+def figure1a_order(rows: Rows) -> Claim:
+  """Figure 1a: true labels fit fastest, random labels slowest."""
+  measured = {r["randomization"]: r for r in _measured(rows["figure1a"])}
+  if "true_labels" not in measured or "random_labels" not in measured:
+    return Claim("figure1a_order", _FIGURE1A, UNTESTED,
+                 "true- and random-label runs not finished")
+  steps = {k: _steps(r) for k, r in measured.items()}
+  spread = {k: ((r.get("spread") or {}).get("steps_to_fit") or 0.0)
+            for k, r in measured.items()}
+  others = [k for k in steps if k not in ("true_labels", "random_labels")]
+  noise = max(spread.values())
+  fastest = all(steps["true_labels"] + noise < steps[k]
+                for k in steps if k != "true_labels")
+  slowest = all(steps["random_labels"] - noise > steps[k]
+                for k in steps if k != "random_labels")
+  evidence = ", ".join(
+      f"{k.replace('_', ' ')} {_fmt_steps(steps[k], spread[k])}"
+      for k in ("true_labels", *others, "random_labels"))
+  seeds = min(len(r["seeds"]) for r in measured.values())
+  good = [x for x, ok in (("true labels fastest", fastest),
+                          ("random labels slowest", slowest)) if ok]
+  bad = [x for x, ok in (("true labels fastest", fastest),
+                         ("random labels slowest", slowest)) if not ok]
+  margin = (f" (by more than the seeds' spread, {seeds} seeds)" if seeds > 1
+            else " (one seed: no spread to compare with)")
+  return Claim("figure1a_order", _FIGURE1A, _verdict(good, bad),
+               f"steps to fit: {evidence}{margin}"
+               + (f"; not seen: {', '.join(bad)}" if bad else ""))
+
+
+_FIGURE1A = ("True labels are fitted fastest and random labels slowest; "
+             "shuffled pixels, random pixels and Gaussian inputs lie between "
+             "(Figure 1a).")
+
+
+def _fmt_steps(steps: float, spread: float) -> str:
+  if math.isinf(steps):
+    return "not fitted"
+  return f"{steps:.0f}" + (f" ± {spread:.0f}" if spread else "")
+
+
+def figure1b_factor(rows: Rows) -> Claim:
+  """Figure 1b: label corruption slows fitting by a small constant factor."""
+  good, bad, notes = [], [], []
+  for model in suite.FIGURE1_MODELS:
+    points = {r["p"]: r for r in _measured(rows["figure1b"])
+              if r["model"] == model}
+    if 0.0 not in points or 1.0 not in points:
+      continue
+    rel = points[1.0]["measured"]["relative_time"]
+    spread = (points[1.0].get("spread") or {}).get("relative_time") or 0.0
+    name = MODEL_NAMES[model]
+    if rel is None:
+      bad.append(name)
+      notes.append(f"{name}: p = 1 not fitted")
+      continue
+    ok = 1.0 + spread < rel <= 5.0
+    (good if ok else bad).append(name)
+    notes.append(f"{name}: {rel:.2f}x at p = 1" +
+                 (f" ± {spread:.2f}" if spread else "") +
+                 ("" if ok else (" (no slowdown)" if rel <= 1.0 + spread
+                                 else " (more than 5x)")))
+  sizes = sorted({r["train_examples"] for r in rows["figure1b"]})
+  return Claim("figure1b_factor",
+               "Fitting slows by a small constant factor as the label "
+               "corruption grows to p = 1 (Figure 1b).", _verdict(good, bad),
+               _join(notes) + (f"; the models train on different numbers of "
+                               f"examples ({', '.join(map(str, sizes))}), so "
+                               f"their times are compared per model only"
+                               if len(sizes) > 1 else ""))
+
+
+def figure1c_monotone(rows: Rows) -> Claim:
+  """Figure 1c: test error rises steadily with p, to chance at p = 1."""
+  good, bad, notes = [], [], []
+  for model in suite.FIGURE1_MODELS:
+    points = sorted((r["p"], r["measured"]["test_error"],
+                     r["test_examples"]) for r in _measured(rows["figure1c"])
+                    if r["model"] == model)
+    if len(points) < 2:
+      continue
+    name = MODEL_NAMES[model]
+    drops = [(a, b) for (a, ea, n), (b, eb, _) in zip(points, points[1:])
+             if eb < ea - 2 * standard_error(ea, n)]
+    top = points[-1]
+    chance = top[0] == 1.0 and _at_chance(100.0 - top[1], top[2], 10)
+    ok = not drops and chance
+    (good if ok else bad).append(name)
+    notes.append(f"{name}: {points[0][1]:.1f}% at p = {points[0][0]:g} to "
+                 f"{top[1]:.1f}% at p = {top[0]:g}" +
+                 "".join(f" (falls from p = {a:g} to {b:g})" for a, b in drops)
+                 + ("" if chance else " (not at chance at p = 1)"))
+  return Claim("figure1c_monotone",
+               "Test error rises steadily with the label corruption, to "
+               "chance (90%) at p = 1 (Figure 1c).", _verdict(good, bad),
+               _join(notes) + "; a fall counts only beyond two standard "
+               "errors of the test set")
+
+
+def regularizers_do_not_prevent_fitting(rows: Rows) -> Claim:
+  """Table 4: random labels are fitted with a regularizer on, except
+  AlexNet with weight decay, which the paper says fails to converge."""
+  good, bad, notes = [], [], []
+  for r in _measured(rows["table4"]):
+    name = f"{MODEL_NAMES[r['model']]} + {r['regularizer'].replace('_', ' ')}"
+    train = r["measured"]["train"]
+    fitted = train >= fit_pct()
+    expect_fit = r["paper"]["train"] is not None
+    (good if fitted == expect_fit else bad).append(name)
+    notes.append(f"{name}: train {train:.2f}%" + (
+        "" if expect_fit else
+        (" (fitted, where the paper's failed to converge)" if fitted
+         else " (not fitted, as in the paper)")))
+  return Claim("regularizers_do_not_prevent_fitting",
+               "Weight decay, random cropping and augmentation do not stop "
+               "a network from fitting random labels, except AlexNet with "
+               "weight decay, which fails to converge (Table 4, Appendix "
+               "E).", _verdict(good, bad), _join(notes))
+
+
+def batch_norm_free_fits(rows: Rows) -> Claim:
+  """Table 1: the Inception without BatchNorm fits too."""
+  good, bad, notes = [], [], []
+  for r in _measured(r for r in rows["table1"]
+                     if r["model"] == "inception_no_bn"):
+    label = ("random labels" if r["random_labels"] else "true labels"
+             + (" + weight decay" if r["weight_decay"] else ""))
+    train = r["measured"]["train"]
+    ok = train >= fit_pct()
+    (good if ok else bad).append(label)
+    notes.append(f"{label}: train {train:.2f}% after "
+                 f"{r['measured']['epochs']:.0f} of {r['num_epochs']} epochs")
+  return Claim("batch_norm_free_fits",
+               "The small Inception without BatchNorm also fits the "
+               "training set, true and random labels (Table 1, Figure 2b).",
+               _verdict(good, bad), _join(notes))
+
+
+def batch_norm_helps_but_is_not_needed(rows: Rows) -> Claim:
+  """Figure 2b: BatchNorm adds a few points of test accuracy."""
+  measured = {r["model"]: r for r in _measured(rows["figure2b"])}
+  if set(measured) != {"inception", "inception_no_bn"}:
+    return Claim("batch_norm_helps", _FIGURE2B, UNTESTED,
+                 "both runs are needed")
+  with_bn = measured["inception"]["measured"]["final_test_accuracy"]
+  without = measured["inception_no_bn"]["measured"]["final_test_accuracy"]
+  n = measured["inception"]["test_examples"]
+  se = standard_error(with_bn, n)
+  fitted = next((r["measured"]["train"] >= fit_pct() for r in rows["table1"]
+                 if r["model"] == "inception_no_bn" and r["measured"]
+                 and not (r["random_labels"] or r["weight_decay"])), False)
+  gap = with_bn - without
+  evidence = (f"final test accuracy {with_bn:.2f}% with, {without:.2f}% "
+              f"without BatchNorm ({gap:+.2f} points; standard error "
+              f"{se:.1f})")
+  if not fitted:
+    return Claim("batch_norm_helps", _FIGURE2B, FAILS,
+                 evidence + "; the network without BatchNorm has not fitted "
+                 "its training set, so the gap compares a trained with an "
+                 "under-trained network")
+  helps = 0 < gap and without - 10.0 > 3 * standard_error(10.0, n)
+  return Claim("batch_norm_helps", _FIGURE2B, HOLDS if helps else FAILS,
+               evidence)
+
+
+_FIGURE2B = ("BatchNorm improves test accuracy by a few points (3-4 in Table "
+             "1), and the network without it still generalizes well above "
+             "chance (Figure 2b).")
+
+
+def _switch_text(row: dict[str, Any]) -> str:
+  on = [name.replace("_", " ") for name in suite.TABLE2_SWITCHES
+        if name != "random_labels" and row[name]]
+  return ", ".join(on) or "none"
+
+
+def imagenet_regularizers_help(rows: Rows, classes: int) -> Claim:
+  """Table 2 / Figure 2a: regularizers raise test accuracy, and without
+  them Inception V3 still generalizes."""
+  true_rows = {_switch_text(r): r for r in _measured(rows["table2"])
+               if not r["random_labels"]}
+  if "none" not in true_rows or len(true_rows) < 2:
+    return Claim("imagenet_regularizers_help", _TABLE2, UNTESTED,
+                 "the true-label rows are not finished")
+  none = true_rows.pop("none")
+  base = none["measured"]["test_top1"]
+  n = none["test_examples"]
+  se = standard_error(base, n)
+  good, bad, notes = [], [], [f"none: test top-1 {base:.2f}%"]
+  for name, r in sorted(true_rows.items()):
+    test = r["measured"]["test_top1"]
+    gap = test - base
+    (good if gap > 2 * se else bad).append(name)
+    notes.append(f"{name}: {test:.2f}% ({gap:+.2f}"
+                 + (", within noise" if abs(gap) <= 2 * se else "") + ")")
+  chance = 100.0 / classes
+  generalizes = base - chance > 3 * standard_error(chance, n)
+  if not generalizes:
+    bad.append("none above chance")
+  return Claim("imagenet_regularizers_help", _TABLE2, _verdict(good, bad),
+               _join(notes) + f"; standard error {se:.1f} points on {n} "
+               "test images")
+
+
+_TABLE2 = ("On ImageNet the explicit regularizers raise test accuracy, and "
+           "without any of them Inception V3 still generalizes far above "
+           "chance (Table 2, Figure 2a).")
+
+
+def imagenet_random_labels(rows: Rows, classes: int) -> Claim:
+  """Table 2: Inception V3 fits random labels to ~90% with test at chance."""
+  good, bad, notes = [], [], []
+  for r in _measured(r for r in rows["table2"] if r["random_labels"]):
+    name = _switch_text(r)
+    train, test = r["measured"]["train_top1"], r["measured"]["test_top1"]
+    # "About 90%": the paper's lowest random-label training accuracy is
+    # 87.81%, so 85% counts as fitted in its sense.
+    ok = train >= 85.0 and _at_chance(test, r["test_examples"], classes)
+    (good if ok else bad).append(name)
+    notes.append(f"{name}: train {train:.2f}%, test {test:.2f}%")
+  return Claim("imagenet_random_labels",
+               "Inception V3 fits random ImageNet labels to about 90% or "
+               "more in training (95.20% without regularizers) while its "
+               "test accuracy is at chance (Table 2).", _verdict(good, bad),
+               _join(notes))
+
+
+def check(rows: Rows, scale: str) -> list[Claim]:
+  """Every claim, in the paper's order."""
+  classes = 1000 if scale == "paper" else 10
+  checks: list[Callable[[Rows], Claim]] = [
+      random_labels_fitted, true_labels_generalize, figure1a_order,
+      figure1b_factor, figure1c_monotone,
+      regularizers_do_not_prevent_fitting, batch_norm_free_fits,
+      batch_norm_helps_but_is_not_needed]
+  return [c(rows) for c in checks] + [
+      imagenet_regularizers_help(rows, classes),
+      imagenet_random_labels(rows, classes)]

@@ -1,0 +1,139 @@
+"""The claim checks (rethink_jax.experiments.claims) on hand-made rows."""
+
+import pytest
+
+from rethink_jax.experiments import claims
+
+
+def row(measured, spread=None, seeds=(0,), **keys):
+  return dict(keys, measured=measured, spread=spread, seeds=list(seeds),
+              test_examples=keys.pop("test_examples", 1000),
+              train_examples=1024, num_epochs=50)
+
+
+def empty_rows():
+  return {name: [] for name in ("table1", "figure1a", "figure1b", "figure1c",
+                                "figure2b", "table4", "table2", "figure2a")}
+
+
+def table1_row(model, train, test, random_labels=True, weight_decay=False):
+  return row(dict(train=train, test=test, epochs=20), model=model,
+             random_crop=False, weight_decay=weight_decay,
+             random_labels=random_labels)
+
+
+def test_standard_error():
+  assert claims.standard_error(50.0, 1000) == pytest.approx(1.58, abs=0.01)
+  assert claims.standard_error(100.0, 1000) == 0.0
+
+
+def test_random_labels_fitted_names_the_models_that_fail():
+  rows = empty_rows()
+  rows["table1"] = [table1_row("inception", 100.0, 9.5),
+                    table1_row("alexnet", 99.95, 10.4)]
+  assert claims.random_labels_fitted(rows).verdict == claims.HOLDS
+  rows["table1"].append(table1_row("inception_no_bn", 18.0, 9.0))
+  claim = claims.random_labels_fitted(rows)
+  assert claim.verdict == claims.PARTLY
+  assert "Inception w/o BatchNorm: train 18.00%" in claim.evidence
+  # Test accuracy far from chance is not "at chance" (3 standard errors of
+  # 10% on 1,000 images is 2.8 points).
+  rows["table1"] = [table1_row("inception", 100.0, 14.0)]
+  assert claims.random_labels_fitted(rows).verdict == claims.FAILS
+  assert claims.random_labels_fitted(empty_rows()).verdict == claims.UNTESTED
+
+
+def figure1a(steps, spread=None):
+  return [row(dict(steps_to_fit=s, final_loss=0.0, epochs=1),
+              spread=None if spread is None else dict(steps_to_fit=spread),
+              seeds=(0, 1, 2) if spread else (0,), randomization=name)
+          for name, s in steps.items()]
+
+
+def test_figure1a_order_needs_a_margin_beyond_the_seeds_spread():
+  rows = empty_rows()
+  order = dict(true_labels=100, shuffled_pixels=150, gaussian=200,
+               random_labels=400)
+  rows["figure1a"] = figure1a(order)
+  assert claims.figure1a_order(rows).verdict == claims.HOLDS
+  rows["figure1a"] = figure1a(order, spread=60.0)  # 100 + 60 > 150
+  claim = claims.figure1a_order(rows)
+  assert claim.verdict == claims.PARTLY
+  assert "not seen: true labels fastest" in claim.evidence
+  rows["figure1a"] = figure1a(dict(true_labels=144, gaussian=112,
+                                   random_labels=136))
+  assert claims.figure1a_order(rows).verdict == claims.FAILS
+  # A random-label run that never fitted is the slowest.
+  rows["figure1a"] = figure1a(dict(true_labels=100, gaussian=200,
+                                   random_labels=None))
+  assert claims.figure1a_order(rows).verdict == claims.HOLDS
+
+
+def test_figure1b_and_1c_per_model():
+  rows = empty_rows()
+  for model, rel in (("inception", 0.94), ("alexnet", 1.6)):
+    for p, r, error in ((0.0, 1.0, 20.0), (0.5, (1 + rel) / 2, 60.0),
+                        (1.0, rel, 90.0)):
+      rows["figure1b"].append(row(dict(steps_to_fit=100, epochs=1,
+                                       relative_time=r), model=model, p=p))
+      rows["figure1c"].append(row(dict(test_error=error, train=100.0,
+                                       epochs=1), model=model, p=p))
+  claim = claims.figure1b_factor(rows)
+  assert claim.verdict == claims.PARTLY
+  assert "Inception: 0.94x at p = 1 (no slowdown)" in claim.evidence
+  assert claims.figure1c_monotone(rows).verdict == claims.HOLDS
+  # A fall of test error by more than two standard errors breaks it.
+  rows["figure1c"][1]["measured"]["test_error"] = 95.0
+  claim = claims.figure1c_monotone(rows)
+  assert claim.verdict == claims.PARTLY
+  assert "falls from p = 0.5 to 1" in claim.evidence
+
+
+def test_table4_expects_alexnet_with_weight_decay_to_fail():
+  rows = empty_rows()
+  rows["table4"] = [
+      row(dict(train=100.0, test=10.0), model="inception",
+          regularizer="weight_decay", paper=dict(train=100.0, note=None)),
+      row(dict(train=99.95, test=10.0), model="alexnet",
+          regularizer="weight_decay", paper=dict(train=None, note="failed"))]
+  claim = claims.regularizers_do_not_prevent_fitting(rows)
+  assert claim.verdict == claims.PARTLY
+  assert "fitted, where the paper's failed to converge" in claim.evidence
+  rows["table4"][1]["measured"]["train"] = 40.0
+  assert claims.regularizers_do_not_prevent_fitting(rows).verdict == (
+      claims.HOLDS)
+
+
+def test_batch_norm_comparison_needs_a_fitted_network_without_it():
+  rows = empty_rows()
+  rows["figure2b"] = [
+      row(dict(final_test_accuracy=52.0, best_test_accuracy=52.0),
+          model="inception"),
+      row(dict(final_test_accuracy=48.0, best_test_accuracy=48.0),
+          model="inception_no_bn")]
+  rows["table1"] = [table1_row("inception_no_bn", 40.0, 37.0,
+                               random_labels=False)]
+  claim = claims.batch_norm_helps_but_is_not_needed(rows)
+  assert claim.verdict == claims.FAILS and "under-trained" in claim.evidence
+  rows["table1"] = [table1_row("inception_no_bn", 100.0, 48.0,
+                               random_labels=False)]
+  assert claims.batch_norm_helps_but_is_not_needed(rows).verdict == (
+      claims.HOLDS)
+  assert claims.batch_norm_free_fits(rows).verdict == claims.HOLDS
+
+
+def test_table2_regularizers_count_beyond_noise_only():
+  rows = empty_rows()
+
+  def table2_row(test, data_aug=False, weight_decay=False):
+    return row(dict(train_top1=100.0, test_top1=test), test_examples=500,
+               data_aug=data_aug, dropout=False, weight_decay=weight_decay,
+               random_labels=False)
+
+  rows["table2"] = [table2_row(30.0), table2_row(29.0, data_aug=True),
+                    table2_row(40.0, weight_decay=True)]
+  claim = claims.imagenet_regularizers_help(rows, classes=10)
+  assert claim.verdict == claims.PARTLY
+  assert "data aug: 29.00% (-1.00, within noise)" in claim.evidence
+  assert [c.key for c in claims.check(rows, "cpu")][-2:] == [
+      "imagenet_regularizers_help", "imagenet_random_labels"]
