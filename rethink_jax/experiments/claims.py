@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from rethink_jax.experiments import suite
 
@@ -59,7 +59,7 @@ def fit_pct() -> float:
   return round(100.0 * suite.FIT_THRESHOLD, 4)
 
 
-def _measured(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _measured(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
   return [r for r in rows if r.get("measured") is not None]
 
 
@@ -82,7 +82,9 @@ def _at_chance(test_pct: float, n_test: int, classes: int) -> bool:
 
 def random_labels_fitted(rows: Rows) -> Claim:
   """Table 1: every model fits random labels; test accuracy stays at chance."""
-  good, bad, notes = [], [], []
+  good: list[str] = []
+  bad: list[str] = []
+  notes: list[str] = []
   for r in _measured(r for r in rows["table1"] if r["random_labels"]
                      and not (r["random_crop"] or r["weight_decay"])):
     name = MODEL_NAMES[r["model"]]
@@ -101,7 +103,9 @@ def random_labels_fitted(rows: Rows) -> Claim:
 
 def true_labels_generalize(rows: Rows) -> Claim:
   """Table 1: on the true labels the same networks generalize."""
-  good, bad, notes = [], [], []
+  good: list[str] = []
+  bad: list[str] = []
+  notes: list[str] = []
   for r in _measured(r for r in rows["table1"] if not r["random_labels"]
                      and not (r["random_crop"] or r["weight_decay"])):
     name = MODEL_NAMES[r["model"]]
@@ -164,7 +168,9 @@ def _fmt_steps(steps: float, spread: float) -> str:
 
 def figure1b_factor(rows: Rows) -> Claim:
   """Figure 1b: label corruption slows fitting by a small constant factor."""
-  good, bad, notes = [], [], []
+  good: list[str] = []
+  bad: list[str] = []
+  notes: list[str] = []
   for model in suite.FIGURE1_MODELS:
     points = {r["p"]: r for r in _measured(rows["figure1b"])
               if r["model"] == model}
@@ -195,7 +201,9 @@ def figure1b_factor(rows: Rows) -> Claim:
 
 def figure1c_monotone(rows: Rows) -> Claim:
   """Figure 1c: test error rises steadily with p, to chance at p = 1."""
-  good, bad, notes = [], [], []
+  good: list[str] = []
+  bad: list[str] = []
+  notes: list[str] = []
   for model in suite.FIGURE1_MODELS:
     points = sorted((r["p"], r["measured"]["test_error"],
                      r["test_examples"]) for r in _measured(rows["figure1c"])
@@ -223,7 +231,9 @@ def figure1c_monotone(rows: Rows) -> Claim:
 def regularizers_do_not_prevent_fitting(rows: Rows) -> Claim:
   """Table 4: random labels are fitted with a regularizer on, except
   AlexNet with weight decay, which the paper says fails to converge."""
-  good, bad, notes = [], [], []
+  good: list[str] = []
+  bad: list[str] = []
+  notes: list[str] = []
   for r in _measured(rows["table4"]):
     name = f"{MODEL_NAMES[r['model']]} + {r['regularizer'].replace('_', ' ')}"
     train = r["measured"]["train"]
@@ -243,7 +253,9 @@ def regularizers_do_not_prevent_fitting(rows: Rows) -> Claim:
 
 def batch_norm_free_fits(rows: Rows) -> Claim:
   """Table 1: the Inception without BatchNorm fits too."""
-  good, bad, notes = [], [], []
+  good: list[str] = []
+  bad: list[str] = []
+  notes: list[str] = []
   for r in _measured(r for r in rows["table1"]
                      if r["model"] == "inception_no_bn"):
     label = ("random labels" if r["random_labels"] else "true labels"
@@ -309,7 +321,9 @@ def imagenet_regularizers_help(rows: Rows, classes: int) -> Claim:
   base = none["measured"]["test_top1"]
   n = none["test_examples"]
   se = standard_error(base, n)
-  good, bad, notes = [], [], [f"none: test top-1 {base:.2f}%"]
+  good: list[str] = []
+  bad: list[str] = []
+  notes = [f"none: test top-1 {base:.2f}%"]
   for name, r in sorted(true_rows.items()):
     test = r["measured"]["test_top1"]
     gap = test - base
@@ -332,7 +346,9 @@ _TABLE2 = ("On ImageNet the explicit regularizers raise test accuracy, and "
 
 def imagenet_random_labels(rows: Rows, classes: int) -> Claim:
   """Table 2: Inception V3 fits random labels to ~90% with test at chance."""
-  good, bad, notes = [], [], []
+  good: list[str] = []
+  bad: list[str] = []
+  notes: list[str] = []
   for r in _measured(r for r in rows["table2"] if r["random_labels"]):
     name = _switch_text(r)
     train, test = r["measured"]["train_top1"], r["measured"]["test_top1"]
