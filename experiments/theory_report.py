@@ -394,11 +394,17 @@ def section5_plots(results: pathlib.Path, figures: pathlib.Path
   sweep = _load(results / "section5_cifar10_pixels_sweep.json")
   if sweep is not None:
     fig, ax = plt.subplots(figsize=(6, 4))
+    # Curves that coincide (centering moves every image by one vector, which
+    # a Gaussian kernel cannot see) are drawn once, with both names.
+    curves: dict[tuple, list[str]] = {}
     for s in sweep["sweeps"]:
       runs = s["solved"][-1]["runs"]
-      ax.plot([r["gamma_scale"] for r in runs],
-              [r["val_error_percent"] for r in runs], marker="o",
-              label=s["preprocess"])
+      points = tuple((r["gamma_scale"], r["val_error_percent"]) for r in runs)
+      curves.setdefault(points, []).append(s["preprocess"])
+    for points, names in curves.items():
+      ax.plot([x for x, _ in points], [y for _, y in points], marker="o",
+              label=" = ".join(names) + (" (identical)" if len(names) > 1
+                                         else ""))
     ax.axhline(paper.KERNEL_TEST_ERROR[("cifar10", "rbf_pixels")],
                color="grey", linestyle="--",
                label="paper (test, 50,000 images)")
