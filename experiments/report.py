@@ -338,6 +338,78 @@ def _readme_block(scale, rows) -> None:
       f.write(head + begin + "\n" + block + end + tail)
 
 
+def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
+  """The probes' section: what each measured, a table and a plot."""
+  lines = ["## Probes: how the cpu scale was chosen", "",
+           "Runs beside the suite's (same runner, same results folder) that "
+           "measure what the cpu scale's choices rest on; a probed setting "
+           "the suite adopts is the same run. Rows still training show the "
+           "epochs so far.", ""]
+  scale_rows = probes["probe_figure1a_scale"]
+  lines += ["### Figure 1a's order against the training set size", "",
+            "`python experiments/paper.py --experiments=probe_figure1a_scale`"
+            ": the small Inception's steps to fit (99.9%) its true and random "
+            "labels on n training examples, the rest of the cpu scale "
+            "unchanged.", "",
+            "| n | steps per epoch | true labels: steps to fit | random "
+            "labels: steps to fit | random / true | epochs run (cap) |",
+            "|---|---|---|---|---|---|"]
+  by_n: dict[int, dict[str, dict]] = {}
+  for r in scale_rows:
+    by_n.setdefault(r["n"], {})[r["randomization"]] = r
+  for n, runs in sorted(by_n.items()):
+    true, rand = runs.get("true_labels"), runs.get("random_labels")
+    cells = []
+    for r in (true, rand):
+      if r is None or r["status"] == "missing":
+        cells.append("not run")
+      elif r["steps_to_fit"] is None:
+        cells.append(f"not fitted (best {_fmt(r['best_train'])}%)")
+      else:
+        cells.append(str(r["steps_to_fit"]))
+    ratio = (f"{rand['steps_to_fit'] / true['steps_to_fit']:.2f}"
+             if true and rand and true["steps_to_fit"] and
+             rand["steps_to_fit"] else "–")
+    epochs = " / ".join(f"{r['epochs']}" for r in (true, rand) if r)
+    lines.append(f"| {n} | {n // 128} | {cells[0]} | {cells[1]} | {ratio} | "
+                 f"{epochs} ({scale_rows[0]['num_epochs']}) |")
+  no_bn = probes["probe_no_bn_schedule"]
+  lines += ["", "### The BatchNorm-free Inception's schedule", "",
+            "`python experiments/paper.py --experiments=probe_no_bn_schedule`"
+            ": the small Inception without BatchNorm on 1,024 true-labelled "
+            "examples under each reading of Section 3's schedule (0.1 or "
+            "0.01; x0.95 per pass over the subset or per 390 steps, the "
+            "paper's epoch).", "",
+            "| schedule | epochs run (cap) | train (%) | best train (%) | test "
+            "(%) | steps to fit | status |", "|---|---|---|---|---|---|---|"]
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for r in no_bn:
+    lines.append(f"| {r['schedule']} | {r['epochs']} ({r['num_epochs']}) | "
+                 f"{_fmt(r['train'])} | {_fmt(r['best_train'])} | "
+                 f"{_fmt(r['test'])} | {_fmt(r['steps_to_fit'])} | "
+                 f"{r['status']} |")
+    records = [x for x in report.load_run(root, _probe_config(r))["records"]
+               if x.get("train_accuracy") is not None]
+    if records:
+      ax.plot([x["step"] for x in records],
+              [100 * x["train_accuracy"] for x in records],
+              label=r["schedule"])
+  ax.set(xlabel="training steps", ylabel="training accuracy (%)",
+         title="Inception w/o BatchNorm, true labels, n = 1024")
+  _legend(ax)
+  fig.tight_layout()
+  _save(fig, paths, "probe_no_bn_schedule", "cpu", figures, meta, plt)
+  lines += ["", f"![BatchNorm-free schedules](figures/"
+            f"{os.path.basename(paths['probe_no_bn_schedule'])})", ""]
+  return lines
+
+
+def _probe_config(row):
+  (entry,) = [e for e in suite.PROBES["probe_no_bn_schedule"]("cpu")
+              if e.row == {"schedule": row["schedule"], "seed": row["seed"]}]
+  return entry.config
+
+
 def _claims_table(found) -> list[str]:
   lines = ["| claim | the paper | here | measured |", "|---|---|---|---|"]
   for c in found:
@@ -394,6 +466,7 @@ def main(argv: list[str]) -> None:
   root = os.path.join(REPO, "results", "runs", args.scale)
   rows = report.collect(args.scale, root, REPO, args.seeds)
   found = claims.check(rows, args.scale)
+  probes = report.collect_probes(root, REPO) if args.scale == "cpu" else {}
   figures = os.path.join(REPO, "docs", "figures")
   paths, plt, meta = _plots(args.scale, root, figures, args.seeds)
   _p_plots(args.scale, rows, figures, plt, meta, paths)
@@ -407,8 +480,11 @@ def main(argv: list[str]) -> None:
   if os.path.isfile(out):
     with open(out) as f:
       merged = json.load(f)
+  probe_rows = [dict(r, probe=name, scale=args.scale)
+                for name, rs in probes.items() for r in rs]
   for name, new_rows in {**rows, "claims": [
-      dict(c.to_dict(), scale=args.scale) for c in found]}.items():
+      dict(c.to_dict(), scale=args.scale) for c in found],
+                         "probes": probe_rows}.items():
     kept = [r for r in merged.get(name, []) if r.get("scale") != args.scale]
     merged[name] = kept + new_rows
   # No provenance block: the file must come out identical on every run.
@@ -502,6 +578,8 @@ def main(argv: list[str]) -> None:
           ("best_test_accuracy", "best test top-1 (%)"),
           ("epochs", "epochs (cap)")]), "",
   ]
+  if probes:
+    lines += _probe_lines(root, probes, figures, plt, meta, paths)
   with open(os.path.join(REPO, page_path(args.scale)), "w") as f:
     f.write("\n".join(lines))
   _readme_block(args.scale, rows)

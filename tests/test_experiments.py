@@ -312,3 +312,27 @@ def test_curves_average_the_seeds_that_reached_each_step(tmp_path):
   assert steps == [8, 16, 24]
   assert mean == [15.0, 5.0, 5.0]
   assert low == [10.0, 0.0, 5.0] and high == [20.0, 10.0, 5.0]
+
+
+def test_probe_rows_read_finished_and_running_runs(tmp_path):
+  from rethink_jax.experiments import report  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path / "runs")
+  (entry,) = [e for e in suite.probe_no_bn_schedule("cpu")
+              if e.row["schedule"] == "lr0.01_per_paper_epoch"]
+  path = sweep.workdir(root, entry.config)
+  os.makedirs(path)
+  accuracies = [0.5, None, 0.9995, 0.999]  # epoch 2 did not evaluate train
+  with open(os.path.join(path, "metrics.jsonl"), "w") as f:
+    for epoch, accuracy in enumerate(accuracies, 1):
+      record = dict(epoch=epoch, step=8 * epoch, test_accuracy=0.3)
+      if accuracy is not None:
+        record["train_accuracy"] = accuracy
+      f.write(json.dumps(record) + "\n")
+  rows = report.collect_probes(root, str(tmp_path))
+  (row,) = [r for r in rows["probe_no_bn_schedule"]
+            if r["schedule"] == "lr0.01_per_paper_epoch"]
+  assert row["status"] == "partial" and row["epochs"] == 4
+  assert (row["train"], row["best_train"], row["test"]) == (99.9, 99.95,
+                                                             30.0)
+  assert row["steps_to_fit"] == 24
+  assert all(r["status"] == "missing" for r in rows["probe_figure1a_scale"])

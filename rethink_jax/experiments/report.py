@@ -243,6 +243,39 @@ def _relative_times(rows: list[dict[str, Any]]) -> None:
                                                               3))
 
 
+def collect_probes(root: str, repo: str) -> dict[str, list[dict[str, Any]]]:
+  """The cpu-scale probes' rows (``suite.PROBES``), finished or not.
+
+  Each row: the probe's keys, the run's status, epochs run, the last
+  evaluated training and test accuracy, the best training accuracy and the
+  steps to fit (None if it has not fitted), from its metrics.jsonl.
+  """
+  out: dict[str, list[dict[str, Any]]] = {}
+  for name, declare in suite.PROBES.items():
+    rows = []
+    for entry in declare("cpu"):
+      run = load_run(root, entry.config)
+      records = run["records"]
+      evaluated = [r for r in records if r.get("train_accuracy") is not None]
+      last = evaluated[-1] if evaluated else {}
+      fitted = [r["step"] for r in evaluated
+                if r["train_accuracy"] >= entry.config.fit_threshold]
+      rows.append(dict(
+          entry.row, status=run["status"], epochs=len(records),
+          num_epochs=entry.config.num_epochs,
+          train_examples=entry.config.train_examples,
+          steps_per_epoch=entry.config.train_examples
+          // entry.config.batch_size,
+          train=_pct(last.get("train_accuracy")),
+          test=_pct(last.get("test_accuracy")),
+          best_train=_pct(max((r["train_accuracy"] for r in evaluated),
+                              default=None)),
+          steps_to_fit=fitted[0] if fitted else None,
+          run=os.path.relpath(run["workdir"], repo)))
+    out[name] = rows
+  return out
+
+
 def figure_series(scale: str, root: str, experiment: str, seeds: int = 1
                   ) -> list[tuple[dict[str, Any], list[list[dict[str, Any]]]]]:
   """``(curve keys, [per-epoch records of each seed's run])`` per curve.
