@@ -91,6 +91,8 @@ BAD_CONFIGS = [
     (dict(dataset="imagenette", image_size=75, flip_and_rotate=True),
      "flip_and_rotate", "streamed"),
     (dict(compute_dtype="float16"), "compute_dtype", "choose one of"),
+    (dict(model="mlp_1x512", kernel_init="he_normal"), "kernel_init",
+     "offers"),
     (dict(steps_per_call=-1), "steps_per_call", ">= 0"),
     (dict(fit_threshold=0.0), "fit_threshold", "(0, 1]"),
     (dict(converge_loss=0.0), "converge_loss", "> 0"),

@@ -332,3 +332,16 @@ def test_every_parameter_array_gets_a_gradient(name):
   dead = [jax.tree_util.keystr(path) for path, g in flat
           if not np.abs(np.asarray(g)).max() > 1e-6]
   assert not dead, f"{len(dead)} of {len(flat)} arrays get no gradient: {dead}"
+
+
+def test_he_initialization_keeps_the_batch_norm_free_signal():
+  x = jax.random.normal(jax.random.key(1), (32, 28, 28, 3))
+  std = {}
+  for init in ("lecun_normal", "he_normal"):
+    model = models.create("inception_no_bn", kernel_init=init)
+    variables = model.init(jax.random.key(0), x)
+    std[init] = float(model.apply(variables, x).std())
+    assert models.count_params(variables) == 1_649_402
+  # Eleven ReLU layers deep, LeCun normal shrinks the logits many-fold.
+  assert std["he_normal"] > 10 * std["lecun_normal"]
+  assert 0.3 < std["he_normal"] < 3.0

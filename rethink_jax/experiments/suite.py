@@ -368,40 +368,45 @@ def probe_figure1a_scale(scale: str, seeds: int = 1) -> list[Entry]:
           for s in range(seeds)]
 
 
-# The BatchNorm-free Inception's schedules probed (Section 3 gives the small
+# The BatchNorm-free Inception's settings probed (Section 3 gives the small
 # Inception 0.1 and the BatchNorm-free models 0.01, decayed by 0.95 per
-# epoch): (name, learning rate (None: the model's, 0.1), decay per paper
-# epoch or per pass). The first is the rest of the suite's schedule.
-NO_BN_SCHEDULES: tuple[tuple[str, float | None, bool], ...] = (
-    ("lr0.1_per_pass", None, False),
-    ("lr0.1_per_paper_epoch", 0.1, True),
-    ("lr0.01_per_paper_epoch", 0.01, True),
+# epoch; the initialization is not stated): (name, learning rate (None: the
+# model's, 0.1), decay per paper epoch (else per pass), kernel init). The
+# first is the rest of the suite's setting.
+NO_BN_SCHEDULES: tuple[tuple[str, float | None, bool, str], ...] = (
+    ("lr0.1_per_pass", None, False, "lecun_normal"),
+    ("lr0.1_per_paper_epoch", 0.1, True, "lecun_normal"),
+    ("lr0.01_per_paper_epoch", 0.01, True, "lecun_normal"),
+    ("he_init_lr0.1_per_pass", None, False, "he_normal"),
 )
 
 
 def no_bn_config(scale: str, seed: int, schedule: str, **kwargs: Any
                  ) -> ml_collections.ConfigDict:
   """The BatchNorm-free Inception's run with a :data:`NO_BN_SCHEDULES`
-  schedule at ``scale``."""
-  (lr, paper_epoch), = [(lr, per) for name, lr, per in NO_BN_SCHEDULES
-                        if name == schedule]
+  setting at ``scale``."""
+  (lr, paper_epoch, init), = [(lr, per, init) for name, lr, per, init
+                              in NO_BN_SCHEDULES if name == schedule]
   n = CPU_SCALE["inception_no_bn"].train_examples
   decay = (per_paper_epoch(paper.LR_DECAY_PER_EPOCH, n) if paper_epoch
-           and scale == "cpu" else paper.LR_DECAY_PER_EPOCH)
-  return base_config("inception_no_bn", scale, seed, learning_rate=lr,
-                     decay_per_epoch=decay, **kwargs)
+           and scale == "cpu" else None)
+  c = base_config("inception_no_bn", scale, seed, learning_rate=lr,
+                  decay_per_epoch=decay, **kwargs)
+  with c.unlocked():
+    c.kernel_init = init
+  c.lock()
+  return c
 
 
 def probe_no_bn_schedule(scale: str, seeds: int = 1) -> list[Entry]:
-  """The BatchNorm-free Inception on true labels under each schedule of
+  """The BatchNorm-free Inception on true labels under each setting of
   :data:`NO_BN_SCHEDULES`, for :data:`PROBE_EPOCHS` epochs at most (the
-  suite's own schedule keeps the suite's cap: it is the suite's run)."""
+  suite's own setting keeps the suite's cap: it is the suite's run)."""
   _cpu_only(scale, "probe_no_bn_schedule")
   return [Entry("probe_no_bn_schedule", dict(schedule=name, seed=s),
                 no_bn_config(scale, s, name, num_epochs=(
-                    PROBE_EPOCHS if per_paper_epoch_ else None)))
-          for name, _, per_paper_epoch_ in NO_BN_SCHEDULES
-          for s in range(seeds)]
+                    None if name == NO_BN_SCHEDULES[0][0] else PROBE_EPOCHS)))
+          for name, _, _, _ in NO_BN_SCHEDULES for s in range(seeds)]
 
 
 def _cpu_only(scale: str, probe: str) -> None:

@@ -46,6 +46,8 @@ class ModelSpec:
     description: one line for listings and errors.
     aux_head: the factory takes ``aux_logits=True`` and the module then
       returns ``(logits, aux_logits)`` (``config.aux_loss_weight``).
+    kernel_inits: the initializers ``config.kernel_init`` may name; the
+      factory takes ``kernel_init=`` if there is more than Flax's default.
   """
 
   name: str
@@ -55,6 +57,7 @@ class ModelSpec:
   decayed_layers: tuple[str, ...] | None = None
   description: str = ""
   aux_head: bool = False
+  kernel_inits: tuple[str, ...] = ("lecun_normal",)
 
 
 REGISTRY: Registry[ModelSpec] = Registry(

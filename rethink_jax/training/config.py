@@ -46,7 +46,7 @@ def table1_weight_decay(model: str) -> float:
 # results of older runs keep their names.
 ADDED_FIELDS = {"optimizer": "sgd", "lr_decay_epochs": 1,
                 "label_smoothing": 0.0, "aux_loss_weight": 0.0,
-                "train_eval_every_epochs": 1}
+                "train_eval_every_epochs": 1, "kernel_init": "lecun_normal"}
 
 
 def complete(saved: dict) -> dict:
@@ -157,6 +157,10 @@ def base_config() -> ml_collections.ConfigDict:
   # (0 = no auxiliary head; 0.4 in the Inception V3 reference); models with
   # an auxiliary head only.
   c.aux_loss_weight = 0.0
+  # Initializer of the model's kernels: "lecun_normal" (Flax's default; the
+  # paper does not say) or one the model offers (models.spec(model).
+  # kernel_inits; "he_normal" for the small Inceptions).
+  c.kernel_init = "lecun_normal"
   # Dtype of the models' computation: "float32" (the paper) or "bfloat16"
   # (faster on GPUs and TPUs); parameters and the loss stay float32.
   c.compute_dtype = "float32"
@@ -357,6 +361,10 @@ def validate(config: ml_collections.ConfigDict,
            f"{config.weight_decay_scope!r}.")
   _require(0.0 <= config.dropout_rate < 1.0, "dropout_rate",
            f"must be in [0, 1) (0 = off); got {config.dropout_rate}.")
+  inits = models.spec(config.model).kernel_inits
+  _require(config.kernel_init in inits, "kernel_init",
+           f"model {config.model!r} offers {list(inits)}; got "
+           f"{config.kernel_init!r}.")
   if config.bn_momentum is not None:
     _require(models.uses_batch_norm(config.model), "bn_momentum",
              f"model {config.model!r} has no BatchNorm; leave it unset.")
