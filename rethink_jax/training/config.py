@@ -46,7 +46,8 @@ def table1_weight_decay(model: str) -> float:
 # results of older runs keep their names.
 ADDED_FIELDS = {"optimizer": "sgd", "lr_decay_epochs": 1,
                 "label_smoothing": 0.0, "aux_loss_weight": 0.0,
-                "train_eval_every_epochs": 1, "kernel_init": "lecun_normal"}
+                "train_eval_every_epochs": 1, "kernel_init": "lecun_normal",
+                "per_example_every_epochs": 0}
 
 
 def complete(saved: dict) -> dict:
@@ -182,6 +183,10 @@ def base_config() -> ml_collections.ConfigDict:
   # convergence (steps_to_fit, stop_when_fitted) are seen at these epochs
   # only, so 1, the default, gives the time to fit to the epoch.
   c.train_eval_every_epochs = 1
+  # Record every training example's correctness and margin every this many
+  # epochs (and at the last) in examples.npz (0 = off; in-memory data sets;
+  # rethink_jax.training.example_log, rethink_jax.dynamics).
+  c.per_example_every_epochs = 0
   # Training accuracy (labels as trained) that counts as "fitted"; the first
   # step at which an epoch-end evaluation reaches it is steps_to_fit.
   c.fit_threshold = 1.0
@@ -287,6 +292,9 @@ def validate(config: ml_collections.ConfigDict,
            f"must be >= 0 (0 = all); got {config.test_examples}.")
   _require(config.train_eval_examples >= 0, "train_eval_examples",
            f"must be >= 0 (0 = all); got {config.train_eval_examples}.")
+  _require(not (streamed and config.per_example_every_epochs),
+           "per_example_every_epochs", f"records in-memory data sets only; "
+           f"{config.dataset!r} is streamed. Leave it at 0.")
 
   allowed = [n for n in corruption.names()
              if corruption.spec(n).streamable or not streamed]
@@ -388,6 +396,12 @@ def validate(config: ml_collections.ConfigDict,
            f"must be >= 0 (0 = off); got {config.early_stopping_patience}.")
   _require(config.checkpoint_every_epochs >= 1, "checkpoint_every_epochs",
            f"must be >= 1; got {config.checkpoint_every_epochs}.")
+  _require(config.per_example_every_epochs >= 0, "per_example_every_epochs",
+           f"must be >= 0 (0 = off); got {config.per_example_every_epochs}.")
+  if config.per_example_every_epochs:
+    _require(config.train_eval_examples == 0, "per_example_every_epochs",
+             "records every training example, so train_eval_examples must "
+             f"be 0 (all); got {config.train_eval_examples}.")
   _require(config.train_eval_every_epochs >= 1, "train_eval_every_epochs",
            f"must be >= 1 (1 = every epoch); got "
            f"{config.train_eval_every_epochs}.")

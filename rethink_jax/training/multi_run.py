@@ -59,6 +59,7 @@ import optax
 from rethink_jax import models
 from rethink_jax.training import checkpoint
 from rethink_jax.training import config as config_lib
+from rethink_jax.training import example_log
 from rethink_jax.training import inputs
 from rethink_jax.training import metrics
 from rethink_jax.training import steps
@@ -79,7 +80,7 @@ PER_RUN_FIELDS = frozenset({
     "fit_threshold", "stop_when_fitted", "converge_loss",
     "stop_when_converged", "early_stopping_patience",
     "checkpoint_every_epochs", "checkpoints_to_keep",
-    "train_eval_every_epochs",
+    "train_eval_every_epochs", "per_example_every_epochs",
 })
 
 
@@ -232,13 +233,14 @@ class _Group:
 
     return steps.scan_steps(body, carry, num_steps)
 
-  def _eval_fn(self, states, images, labels, true_labels, *, axes, num_runs):
+  def _eval_fn(self, states, images, labels, true_labels, *, axes, num_runs,
+               per_example):
     evaluate = functools.partial(steps.eval_batch, model=self.base.model,
                                  preprocess=self.base.eval_pipeline)
     fn = functools.partial(steps.resident_eval,
                            eval_batch_size=self.base.config.eval_batch_size,
                            batch_sharding=self._batch_sharding(num_runs),
-                           evaluate=evaluate)
+                           evaluate=evaluate, per_example=per_example)
     return self._over_runs(fn, (states, images, labels, true_labels),
                            (0, *axes), num_runs)
 
@@ -331,9 +333,10 @@ class _Group:
     for run, (state, sums) in zip(runs, self.unpack(carry, k)):
       run.state, run.sums = state, jax.device_get(sums)
 
-  def evaluate(self, runs: list["_RunState"], prefix: str
-               ) -> list[dict[str, Any]]:
-    """``prefix`` ("train" or "test") set metrics of every run in ``runs``."""
+  def evaluate(self, runs: list["_RunState"], prefix: str,
+               per_example: bool = False) -> list[tuple[dict[str, Any], Any]]:
+    """``prefix`` ("train" or "test") set metrics of every run in ``runs``,
+    each with its examples' outcomes when ``per_example`` (else None)."""
     k = len(runs)
     if not k:
       return []
@@ -345,16 +348,20 @@ class _Group:
       args.append(value)
       axes.append(axis)
     fn = self._compiled_fn(f"eval_{prefix}", self._eval_fn, tuple(args),
-                           axes=tuple(axes), num_runs=k)
-    return [metrics.from_eval_sums(jax.device_get(sums), prefix)
-            for sums in self.unpack(fn(*args), k)]
+                           axes=tuple(axes), num_runs=k,
+                           per_example=per_example)
+    out = self.unpack(fn(*args), k)
+    if not per_example:
+      out = [(sums, None) for sums in out]
+    return [(metrics.from_eval_sums(jax.device_get(sums), prefix), outcomes)
+            for sums, outcomes in out]
 
 
 class _RunState:
   """One run of the program: its setup, data, state, log and checkpoints."""
 
   def __init__(self, setup, workdir, checkpoints, state, book, log, data,
-               train_eval_data, test_data):
+               train_eval_data, test_data, writer):
     self.setup = setup
     self.config = setup.config
     self.workdir = workdir
@@ -369,6 +376,9 @@ class _RunState:
     self.sums: dict[str, Any] = {}
     self.elapsed_before = book["elapsed_s"]
     self.error: str | None = None
+    self.examples = train_lib.open_example_log(
+        setup.config, workdir, setup, book["epoch"], writer)
+    self.outcomes: Any = None  # this epoch's per-example outcomes
 
 
 def _device_data(setups, group: _Group) -> list[tuple[Any, Any, Any]]:
@@ -507,7 +517,7 @@ def _train_many(configs, paths, data, strategy, *, start, writer):
                                book["records"], writer=writer)
       book["records"] = log.records
       runs.append(_RunState(s, path, checkpoints, state, book, log,
-                            train_data, train_eval, test_data))
+                            train_data, train_eval, test_data, writer))
     spe = group.base.steps_per_epoch
     bar = metrics.progress_bar(
         group.base.config.progress,
@@ -534,11 +544,17 @@ def _train_many(configs, paths, data, strategy, *, start, writer):
       train_time = (time.perf_counter() - epoch_start
                     - (group.compile_time - compile_before))
       eval_start = time.perf_counter()
-      evaluations = group.evaluate(todo, "test")
+      evaluations = [m for m, _ in group.evaluate(todo, "test")]
       due = [r for r, e in zip(todo, evaluations) if train_lib.train_eval_due(
           r.config, r.book, e["test_accuracy"])]
-      for run, train_metrics in zip(due, group.evaluate(due, "train")):
-        evaluations[todo.index(run)].update(train_metrics)
+      for run in todo:
+        run.outcomes = None
+      for per_example in (False, True):
+        subset = [r for r in due if (r.examples is not None) == per_example]
+        for run, (train_metrics, outcomes) in zip(subset, group.evaluate(
+            subset, "train", per_example=per_example)):
+          evaluations[todo.index(run)].update(train_metrics)
+          run.outcomes = outcomes
       for run, evaluation in zip(todo, evaluations):
         evaluation["param_norm"] = float(group.param_norm(run.state.params))
       eval_time = time.perf_counter() - eval_start
@@ -599,11 +615,14 @@ def _finish_epoch(run: _RunState, evaluation: dict[str, Any],
       steps_per_epoch=run.setup.steps_per_epoch, train_time=train_time,
       eval_time=eval_time,
       elapsed_s=run.elapsed_before + time.perf_counter() - start)
+  stop = train_lib._stop_reason(run.config, run.book)  # pylint: disable=protected-access
+  if run.outcomes is not None and example_log.due(
+      run.config, run.book["epoch"], stop is not None):
+    run.examples.record(run.book["epoch"], *jax.device_get(run.outcomes))
   run.log.write(record)
   if writer:
     logging.info("%s: %s", run.workdir, metrics.epoch_line(
         record, run.config.num_epochs, None))
-  stop = train_lib._stop_reason(run.config, run.book)  # pylint: disable=protected-access
   if (run.book["epoch"] % run.config.checkpoint_every_epochs == 0 or
       stop is not None):
     run.checkpoints.save(run.book["epoch"], run.state,

@@ -254,7 +254,8 @@ def eval_sums() -> Sums:
 
 def eval_batch(state: TrainState, sums: Sums, images: jax.Array,
                labels: jax.Array, true_labels: jax.Array, valid: jax.Array, *,
-               model: nn.Module, preprocess: EvalPreprocess) -> Sums:
+               model: nn.Module, preprocess: EvalPreprocess,
+               per_example: bool = False) -> Any:
   """Adds one evaluation batch to the sums (BatchNorm in inference mode).
 
   Args:
@@ -267,11 +268,16 @@ def eval_batch(state: TrainState, sums: Sums, images: jax.Array,
     model: the Flax module.
     preprocess: the evaluation pipeline (centre crop and whitening).
 
+    per_example: also return each example's outcome.
+
   Returns:
     The updated sums: loss and correct predictions w.r.t. ``labels``,
     top-5 hits, correct predictions w.r.t. ``true_labels``, the number of
     corrupted examples (``labels != true_labels``) and of those predicted as
-    labelled, and the number of examples.
+    labelled, and the number of examples. With ``per_example``,
+    ``(sums, (correct, margin))``: whether each example is predicted as
+    labelled, and its margin, the label's logit minus the largest other
+    logit (positive when correct).
   """
   chex.assert_rank(images, 4)
   chex.assert_type([labels, true_labels], jnp.int32)
@@ -289,7 +295,7 @@ def eval_batch(state: TrainState, sums: Sums, images: jax.Array,
   k = min(5, logits.shape[-1])
   top5 = jnp.any(jax.lax.top_k(logits, k)[1] == labels[:, None], axis=-1)
   corrupted = (labels != true_labels).astype(jnp.int32) * weight
-  return dict(
+  out_sums = dict(
       loss=sums["loss"] + jnp.sum(jnp.where(valid, loss, 0.0)),
       correct=sums["correct"] + jnp.sum(hit),
       top5_correct=sums["top5_correct"] + jnp.sum(top5 * weight),
@@ -298,12 +304,19 @@ def eval_batch(state: TrainState, sums: Sums, images: jax.Array,
       corrupted=sums["corrupted"] + jnp.sum(corrupted),
       corrupted_correct=sums["corrupted_correct"] + jnp.sum(hit * corrupted),
       examples=sums["examples"] + jnp.sum(weight))
+  if not per_example:
+    return out_sums
+  own = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+  others = jnp.where(jax.nn.one_hot(labels, logits.shape[-1], dtype=bool),
+                     -jnp.inf, logits)
+  return out_sums, (prediction == labels, own - jnp.max(others, axis=-1))
 
 
 def resident_eval(state: TrainState, images: jax.Array, labels: jax.Array,
                   true_labels: jax.Array, *, eval_batch_size: int,
                   batch_sharding: jax.sharding.Sharding,
-                  evaluate: Callable[..., Sums]) -> Sums:
+                  evaluate: Callable[..., Any],
+                  per_example: bool = False) -> Any:
   """Evaluates a whole device-resident data set in batches, in one scan.
 
   The last batch is padded by repeating the last example, with the padding
@@ -317,9 +330,11 @@ def resident_eval(state: TrainState, images: jax.Array, labels: jax.Array,
     eval_batch_size: examples per batch (divisible by the device count).
     batch_sharding: ``NamedSharding(mesh, P("data"))``.
     evaluate: :func:`eval_batch` with its model and pipeline bound.
+    per_example: also return every example's outcome (on the device).
 
   Returns:
-    The evaluation sums over the data set.
+    The evaluation sums over the data set; with ``per_example``,
+    ``(sums, (correct, margin))`` with one entry per example, in order.
   """
   n = labels.shape[0]
   num_batches = math.ceil(n / eval_batch_size)
@@ -333,12 +348,15 @@ def resident_eval(state: TrainState, images: jax.Array, labels: jax.Array,
       return jax.lax.with_sharding_constraint(a[index], batch_sharding)
 
     valid = jax.lax.with_sharding_constraint(valid, batch_sharding)
-    return evaluate(state, sums, take(images), take(labels),
-                    take(true_labels), valid), None
+    out = evaluate(state, sums, take(images), take(labels),
+                   take(true_labels), valid, per_example=per_example)
+    return out if per_example else (out, None)
 
-  sums, _ = jax.lax.scan(body, eval_sums(),
-                         jnp.arange(num_batches, dtype=jnp.int32))
-  return sums
+  sums, outcomes = jax.lax.scan(body, eval_sums(),
+                                jnp.arange(num_batches, dtype=jnp.int32))
+  if not per_example:
+    return sums
+  return sums, jax.tree.map(lambda a: a.reshape(-1)[:n], outcomes)
 
 
 def compile_fns(model: nn.Module, tx: optax.GradientTransformation, *,
@@ -363,8 +381,9 @@ def compile_fns(model: nn.Module, tx: optax.GradientTransformation, *,
   Returns:
     A dict of jitted functions: ``epoch_order``, ``train_step`` (one step
     on a host-fed sharded batch), ``resident_epoch`` (steps on a
-    device-resident data set, ``num_steps`` static), ``eval_batch`` and
-    ``resident_eval``. The train
+    device-resident data set, ``num_steps`` static), ``eval_batch``,
+    ``resident_eval`` and ``resident_eval_examples`` (also every example's
+    outcome, :func:`resident_eval`). The train
     state (first argument) of the training functions is donated; every
     output is replicated.
   """
@@ -390,4 +409,7 @@ def compile_fns(model: nn.Module, tx: optax.GradientTransformation, *,
                              donate_argnums=(0,), out_shardings=replicated),
       eval_batch=jax.jit(evaluate, out_shardings=replicated),
       resident_eval=jax.jit(full_eval, out_shardings=replicated),
+      resident_eval_examples=jax.jit(
+          functools.partial(full_eval, per_example=True),
+          out_shardings=replicated),
   )

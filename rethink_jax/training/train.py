@@ -41,6 +41,7 @@ import optax
 
 from rethink_jax.training import checkpoint
 from rethink_jax.training import config as config_lib
+from rethink_jax.training import example_log
 from rethink_jax.training import inputs
 from rethink_jax.training import metrics
 from rethink_jax import models
@@ -157,8 +158,9 @@ def train_eval_due(config: ml_collections.ConfigDict, book: dict[str, Any],
   ``config.train_eval_every_epochs``-th epoch, and every epoch the run may
   end on, so that a run's last record always has its training metrics."""
   epoch = book["epoch"] + 1
+  every = config.per_example_every_epochs
   if epoch % config.train_eval_every_epochs == 0 or (
-      epoch >= config.num_epochs):
+      epoch >= config.num_epochs) or (every and epoch % every == 0):
     return True
   if not config.early_stopping_patience:
     return False
@@ -402,9 +404,12 @@ class _Loop:
       if (b + 1) % chunk == 0 or b + 1 == self.steps_per_epoch:
         yield state, sums
 
-  def evaluate(self, state, prefixes=("train", "test")) -> dict[str, Any]:
-    """Training-set (labels as trained) and clean test-set metrics."""
-    result = {}
+  def evaluate(self, state, prefixes=("train", "test"),
+               per_example: bool = False) -> tuple[dict[str, Any], Any]:
+    """Training-set (labels as trained) and clean test-set metrics, and
+    with ``per_example`` the training examples' outcomes (on the device;
+    :func:`steps.resident_eval`), else None."""
+    result, outcomes = {}, None
     for prefix in prefixes:
       if self.streamed:
         feed = self.train_feed if prefix == "train" else self.test_feed
@@ -412,12 +417,16 @@ class _Loop:
         sums = self._put(steps.eval_sums())
         for batch in feed.eval_batches(index, self.config.eval_batch_size):
           sums = self.fns["eval_batch"](state, sums, *batch)
+      elif per_example and prefix == "train":
+        sums, outcomes = self.fns["resident_eval_examples"](
+            state, self.train_eval_data.images, self.train_eval_data.labels,
+            self.train_eval_data.true_labels)
       else:
         data = self.train_eval_data if prefix == "train" else self.test_data
         sums = self.fns["resident_eval"](state, data.images, data.labels,
                                          data.true_labels)
       result.update(metrics.from_eval_sums(jax.device_get(sums), prefix))
-    return result
+    return result, outcomes
 
   def close(self) -> None:
     if self.streamed:
@@ -542,6 +551,19 @@ def setup_run(config: ml_collections.ConfigDict, train: Any = None,
                   shuffle_key, step_key)
 
 
+def open_example_log(config: ml_collections.ConfigDict, workdir: str,
+                     s: RunSetup, resume_epoch: int, writer: bool
+                     ) -> example_log.ExampleLog | None:
+  """The run's per-example records (None when the recorder is off)."""
+  if not config.per_example_every_epochs:
+    return None
+  return example_log.ExampleLog(
+      workdir, example_ids=s.train_ids,
+      corrupted=np.asarray(s.train.labels) != np.asarray(
+          s.train.true_labels), every=config.per_example_every_epochs,
+      resume_epoch=resume_epoch, writer=writer)
+
+
 def record_epoch(config: ml_collections.ConfigDict, book: dict[str, Any],
                  record: dict[str, Any], *, steps_per_epoch: int,
                  train_time: float, eval_time: float,
@@ -628,6 +650,7 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
     loop = _Loop(config, fns, schedule, mesh, train, test, train_ids,
                  test_ids, steps_per_epoch, (shuffle_key, step_key),
                  checkpoints)
+    examples = open_example_log(config, workdir, s, book["epoch"], writer)
     cleanup.callback(loop.close)
     loop.bar = metrics.progress_bar(
         config.progress, total=config.num_epochs * steps_per_epoch,
@@ -652,14 +675,20 @@ def _train_and_evaluate(config, workdir, train, test, *, start, writer):
       record = dict(epoch=epoch + 1, step=int(state.step),
                     learning_rate=float(schedule(int(state.step) - 1)))
       record.update(metrics.from_running_sums(jax.device_get(sums)))
-      record.update(loop.evaluate(state, ("test",)))
+      record.update(loop.evaluate(state, ("test",))[0])
+      outcomes = None
       if train_eval_due(config, book, record["test_accuracy"]):
-        record.update(loop.evaluate(state, ("train",)))
+        train_metrics, outcomes = loop.evaluate(
+            state, ("train",), per_example=examples is not None)
+        record.update(train_metrics)
       record["param_norm"] = float(loop.param_norm(state.params))
       record_epoch(config, book, record, steps_per_epoch=steps_per_epoch,
                    train_time=train_time,
                    eval_time=time.perf_counter() - eval_start,
                    elapsed_s=elapsed_before + time.perf_counter() - start)
+      if outcomes is not None and example_log.due(
+          config, book["epoch"], _stop_reason(config, book) is not None):
+        examples.record(book["epoch"], *jax.device_get(outcomes))
       log.write(record)
       epochs_here += 1
       if writer:
