@@ -59,11 +59,11 @@ _SHORT_NAMES = {
     **{name: f"{__name__}.data.{name}" for name in
        ("dataset", "preprocessing", "sources", "streaming")},
     **{name: f"{__name__}.training.{name}" for name in
-       ("checkpoint", "config", "event_file", "inputs", "metrics", "steps",
-        "train", "train_state", "workdir")},
+       ("checkpoint", "config", "event_file", "example_log", "inputs",
+        "metrics", "steps", "train", "train_state", "workdir")},
 }
-_SUBMODULES = ("cli", "corruption", "data", "experiments", "models", "paper",
-               "theory", "training", *_SHORT_NAMES)
+_SUBMODULES = ("cli", "corruption", "data", "dynamics", "experiments",
+               "models", "paper", "theory", "training", *_SHORT_NAMES)
 
 __all__ = ["CPU_XLA_FLAGS", "configure_xla_cpu", "uses_accelerator",
            "__version__",

@@ -103,3 +103,36 @@ def test_runs_in_one_program_record_like_runs_alone(tmp_path):
     for key in a:
       np.testing.assert_array_equal(a[key], b[key], err_msg=key)
   assert not os.path.exists(tmp_path / "many1" / example_log.NAME)
+
+
+def test_measures_on_a_hand_made_record():
+  from rethink_jax import dynamics  # pylint: disable=g-import-not-at-top
+  epochs = np.array([2, 4, 6, 8])
+  # Columns: examples 0-4; rows: the recorded epochs.
+  correct = np.array([[1, 0, 0, 1, 0],
+                      [1, 1, 0, 0, 0],
+                      [1, 1, 0, 1, 1],
+                      [1, 0, 0, 1, 1]], bool)
+  corrupted = np.array([0, 0, 0, 1, 1], bool)
+  np.testing.assert_array_equal(
+      dynamics.first_learned_epoch(correct, epochs), [2, 4, -1, 2, 6])
+  np.testing.assert_array_equal(
+      dynamics.learned_for_good_epoch(correct, epochs), [2, -1, -1, 6, 6])
+  np.testing.assert_array_equal(dynamics.forgetting_events(correct),
+                                [0, 1, 0, 1, 0])
+  by_group = dynamics.accuracy_by_group(correct, corrupted)
+  np.testing.assert_allclose(by_group["clean"], [1 / 3, 2 / 3, 2 / 3, 1 / 3])
+  np.testing.assert_allclose(by_group["corrupted"], [0.5, 0.0, 1.0, 1.0])
+  assert dynamics.fitting_onset(correct, epochs, corrupted, 0.75) == 6
+  assert dynamics.fitting_onset(correct, epochs, corrupted, 1.5) == -1
+  assert dynamics.peak_epoch({1: 0.2, 2: 0.5, 3: 0.5, 4: 0.3}) == 2
+  s = dynamics.summary(dict(correct=correct, epochs=epochs,
+                            corrupted=corrupted),
+                       test_accuracy={2: 0.3, 4: 0.4, 6: 0.35, 8: 0.33})
+  assert s["groups"]["clean"]["median_first_learned_epoch"] == 3.0
+  assert s["groups"]["clean"]["never_learned"] == pytest.approx(1 / 3)
+  assert s["groups"]["corrupted"]["median_first_learned_epoch"] == 4.0
+  assert s["first_learned_gap"] == 1.0
+  assert s["corrupted_fitting_onset"] == 2  # half are fitted at epoch 2
+  assert (s["test_peak_epoch"], s["test_accuracy_at_peak"],
+          s["test_accuracy_final"]) == (4, 0.4, 0.33)
