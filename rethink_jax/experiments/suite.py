@@ -147,6 +147,15 @@ CPU_SCALE = {
 }
 
 
+# Beyond the paper: per-example learning dynamics under partial label
+# corruption (rethink_jax.dynamics). The seed-0 runs of these models at these
+# p record every training example every DYNAMICS_EVERY epochs (a 50,000-
+# example record is ~56 KB).
+DYNAMICS_MODELS = ("mlp_1x512", "alexnet")
+DYNAMICS_LEVELS = (0.2, 0.4, 0.6, 0.8)
+DYNAMICS_EVERY = {"mlp_1x512": 5, "alexnet": 1}
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
   """One row of an experiment: its identifying keys and the run's config."""
@@ -210,6 +219,9 @@ def base_config(model: str, scale: str, seed: int, *,
         c.bn_momentum = CPU_BN_MOMENTUM
     if decay_per_epoch is not None:
       c.lr_decay_factor = decay_per_epoch
+    if (model in DYNAMICS_MODELS and seed == 0 and p in DYNAMICS_LEVELS and
+        randomization == "partially_corrupted_labels"):
+      c.per_example_every_epochs = DYNAMICS_EVERY[model]
     if learning_rate is not None:
       c.learning_rate = learning_rate
     if num_epochs is not None:
@@ -415,6 +427,20 @@ def _cpu_only(scale: str, probe: str) -> None:
                      "--scale=cpu.")
 
 
+def dynamics(scale: str, seeds: int = 1) -> list[Entry]:
+  """Which examples are fitted when: the Figure 1b/1c runs of
+  :data:`DYNAMICS_MODELS` at p = :data:`DYNAMICS_LEVELS`, whose seed-0 runs
+  record every example (:func:`base_config`)."""
+  return [Entry("dynamics", dict(model=model, p=p, seed=0),
+                base_config(model, scale, 0,
+                            randomization="partially_corrupted_labels", p=p))
+          for model in DYNAMICS_MODELS for p in DYNAMICS_LEVELS]
+
+
+# Experiments beyond the paper's, run when named (not in the default suite).
+BEYOND: dict[str, Callable[..., list[Entry]]] = {"dynamics": dynamics}
+
+
 PROBES: dict[str, Callable[..., list[Entry]]] = {
     "probe_figure1a_scale": probe_figure1a_scale,
     "probe_no_bn_schedule": probe_no_bn_schedule,
@@ -423,10 +449,11 @@ PROBES: dict[str, Callable[..., list[Entry]]] = {
 
 def entries(names: list[str] | None, scale: str, seeds: int = 1
             ) -> list[Entry]:
-  """The entries of the named experiments or probes (every experiment,
-  and no probe, when ``names`` is empty)."""
+  """The entries of the named experiments, :data:`BEYOND` experiments or
+  probes (every paper experiment, and nothing else, when ``names`` is
+  empty)."""
   names = names or list(EXPERIMENTS)
-  known = {**EXPERIMENTS, **PROBES}
+  known = {**EXPERIMENTS, **BEYOND, **PROBES}
   unknown = sorted(set(names) - set(known))
   if unknown:
     raise ValueError(f"unknown experiments {unknown}; choose from "

@@ -57,7 +57,8 @@ def run_name(config: ml_collections.ConfigDict) -> str:
   if config.randomization == "partially_corrupted_labels":
     parts = [f"corrupted_p{config.corruption_probability:g}"]
   for field, tag in (("random_crop", "crop"), ("flip_and_rotate", "flip"),
-                     ("weight_decay", "wd"), ("dropout_rate", "dropout")):
+                     ("weight_decay", "wd"), ("dropout_rate", "dropout"),
+                     ("per_example_every_epochs", "examples")):
     if config[field]:
       parts.append(f"+{tag}")
   if config.train_examples:
