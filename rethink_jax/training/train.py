@@ -91,8 +91,9 @@ def _model(config: ml_collections.ConfigDict, num_classes: int):
   kwargs: dict[str, Any] = {}
   if config.bn_momentum is not None:
     kwargs["bn_momentum"] = config.bn_momentum
+  kernel_init = config.kernel_init  # validated against the model's
   if len(models.spec(config.model).kernel_inits) > 1:
-    kwargs["kernel_init"] = config.kernel_init
+    kwargs["kernel_init"] = kernel_init
   if config.aux_loss_weight > 0:
     kwargs["aux_logits"] = True
   try:
