@@ -259,8 +259,13 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(
   assert [r["epoch"] for r in read_metrics(tmp_path)] == [1]
 
 
-def test_huge_learning_rate_is_reported_with_step_and_rate(tmp_path):
-  config = make_config(learning_rate=1e12, num_epochs=3)
+@pytest.mark.parametrize("steps_per_call", [0, 1])
+def test_huge_learning_rate_is_reported_with_step_and_rate(tmp_path,
+                                                           steps_per_call):
+  # One call per step (a convolutional model's on CPU) checks the loss
+  # between the calls of an epoch, inside its host-to-device guard.
+  config = make_config(learning_rate=1e12, num_epochs=3,
+                       steps_per_call=steps_per_call)
   with pytest.raises(train.NonFiniteLossError, match=r"at step \d+ .*"
                      r"learning rate 1e\+12"):
     train.train_and_evaluate(config, str(tmp_path), synthetic(64),

@@ -332,12 +332,15 @@ class _Loop:
     bad_step = int(host["first_nonfinite_step"])
     if bad_step >= 0:
       last = self.checkpoints.latest_epoch()
+      # Called between the calls of an epoch, inside its transfer guard.
+      with jax.transfer_guard_host_to_device("allow"):
+        rate = float(self.schedule(bad_step))
       kept = (f"the last good checkpoint (after epoch {last}) in "
               f"{self.checkpoints.directory} is kept" if last is not None
               else "no checkpoint had been saved yet")
       raise NonFiniteLossError(
           f"training loss became NaN or infinite at step {bad_step} (epoch "
-          f"{epoch + 1}, learning rate {float(self.schedule(bad_step)):.6g});"
+          f"{epoch + 1}, learning rate {rate:.6g});"
           f" the run stopped without saving this state and {kept}. Lower "
           f"config.learning_rate or check the input data.")
     done = int(host["steps"])
