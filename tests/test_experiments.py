@@ -238,6 +238,22 @@ def test_a_sweep_stopped_midway_continues(tmp_path):
   assert [r["before"] for r in report] == ["done", "missing", "missing"]
 
 
+def test_a_diverging_run_does_not_stop_the_sweep(tmp_path):
+  configs = tiny_configs()
+
+  def diverges_on_first(config, workdir):
+    if config.seed == sweep.unique(configs)[0].seed:
+      raise train.NonFiniteLossError("loss became NaN at step 3")
+    return tiny_train(config, workdir)
+
+  with pytest.raises(train.NonFiniteLossError, match="1 program.*NaN"):
+    sweep.run(configs, str(tmp_path), train_fn=diverges_on_first,
+              log=lambda line: None)
+  report = sweep.run(configs, str(tmp_path), dry_run=True,
+                     log=lambda line: None)
+  assert [r["before"] for r in report] == ["missing", "done", "done"]
+
+
 def test_shards_split_a_sweep(tmp_path):
   configs = tiny_configs()
   names = [sweep.run_name(c) for c in sweep.unique(configs)]

@@ -191,9 +191,13 @@ def run(configs: Sequence[ml_collections.ConfigDict], root: str, *,
     One entry per run of the shard: ``name``, ``workdir``, ``before``
     (status before) and ``seconds`` spent training (0 when skipped; the
     program's time for each run trained in a program of several).
+
+  Raises:
+    NonFiniteLossError: after every other run has been trained, naming the
+      runs whose loss became NaN or infinite.
   """
+  from rethink_jax.training import train  # pylint: disable=g-import-not-at-top
   if train_fn is None:
-    from rethink_jax.training import train  # pylint: disable=g-import-not-at-top
     train_fn = train.train_and_evaluate
   if train_many_fn is None:
     from rethink_jax.training import multi_run  # pylint: disable=g-import-not-at-top
@@ -211,17 +215,27 @@ def run(configs: Sequence[ml_collections.ConfigDict], root: str, *,
       todo.append(config)
   if dry_run:
     return list(report.values())
+  failed: list[str] = []
   for group in programs(todo, runs_per_program):
     names = [run_name(c) for c in group]
     paths = [workdir(root, c) for c in group]
     start = time.perf_counter()
-    if len(group) == 1:
-      train_fn(group[0], paths[0])
-    else:
-      log(f"training {len(group)} runs in one program: {', '.join(names)}")
-      train_many_fn(group, paths)
+    try:
+      if len(group) == 1:
+        train_fn(group[0], paths[0])
+      else:
+        log(f"training {len(group)} runs in one program: {', '.join(names)}")
+        train_many_fn(group, paths)
+    except train.NonFiniteLossError as e:
+      # A diverging run is a result: the others of the sweep go on.
+      failed.append(str(e))
+      log(f"{', '.join(names)}: failed: {e}")
     seconds = time.perf_counter() - start
     for name in names:
       report[name]["seconds"] = seconds
-      log(f"{name}: done in {seconds:.0f} s")
+      log(f"{name}: finished in {seconds:.0f} s")
+  if failed:
+    raise train.NonFiniteLossError(
+        f"{len(failed)} program(s) of the sweep diverged (the other runs "
+        f"finished): " + "; ".join(failed))
   return list(report.values())
