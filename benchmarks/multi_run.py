@@ -74,7 +74,7 @@ def _runs(model: str, k: int, strategy: str):
                                    group.replicated)
     book = dict(epoch=0, elapsed_s=0.0, records=[])
     runs.append(multi_run._RunState(s, "", None, state, book, None, data,  # pylint: disable=protected-access
-                                    train_eval, test))
+                                    train_eval, test, False))
   return group, runs
 
 
