@@ -465,8 +465,8 @@ def main(argv: list[str]) -> None:
   args = FLAGS
   root = os.path.join(REPO, "results", "runs", args.scale)
   rows = report.collect(args.scale, root, REPO, args.seeds)
-  found = claims.check(rows, args.scale)
   probes = report.collect_probes(root, REPO) if args.scale == "cpu" else {}
+  found = claims.check(rows, args.scale, probes)
   figures = os.path.join(REPO, "docs", "figures")
   paths, plt, meta = _plots(args.scale, root, figures, args.seeds)
   _p_plots(args.scale, rows, figures, plt, meta, paths)

@@ -137,3 +137,17 @@ def test_table2_regularizers_count_beyond_noise_only():
   assert "data aug: 29.00% (-1.00, within noise)" in claim.evidence
   assert [c.key for c in claims.check(rows, "cpu")][-2:] == [
       "imagenet_regularizers_help", "imagenet_random_labels"]
+
+
+def test_claims_that_fail_cite_the_probes():
+  rows = empty_rows()
+  rows["figure1a"] = figure1a(dict(true_labels=144, gaussian=112,
+                                   random_labels=136))
+  probes = {"probe_figure1a_scale": [
+      dict(n=1024, randomization="true_labels", steps_to_fit=144),
+      dict(n=1024, randomization="random_labels", steps_to_fit=136),
+      dict(n=2048, randomization="true_labels", steps_to_fit=200),
+      dict(n=2048, randomization="random_labels", steps_to_fit=None)]}
+  (claim,) = [c for c in claims.check(rows, "cpu", probes)
+              if c.key == "figure1a_order"]
+  assert claim.evidence.endswith("(probe): 1024: 0.94")

@@ -364,14 +364,53 @@ def imagenet_random_labels(rows: Rows, classes: int) -> Claim:
                _join(notes))
 
 
-def check(rows: Rows, scale: str) -> list[Claim]:
-  """Every claim, in the paper's order."""
+def _with_probe(claim: Claim, text: str) -> Claim:
+  if not text or claim.verdict == HOLDS:
+    return claim
+  return dataclasses.replace(claim, evidence=f"{claim.evidence}; {text}")
+
+
+def figure1a_probe_text(probe_rows: Sequence[dict[str, Any]]) -> str:
+  """What the training-set-size probe shows of Figure 1a's order."""
+  by_n: dict[int, dict[str, Any]] = {}
+  for r in probe_rows:
+    by_n.setdefault(r["n"], {})[r["randomization"]] = r["steps_to_fit"]
+  ratios = [f"{n}: {v['random_labels'] / v['true_labels']:.2f}"
+            for n, v in sorted(by_n.items())
+            if v.get("true_labels") and v.get("random_labels")]
+  if not ratios:
+    return ""
+  return ("random / true labels' steps to fit against the training set size "
+          "(probe): " + ", ".join(ratios))
+
+
+def no_bn_probe_text(probe_rows: Sequence[dict[str, Any]]) -> str:
+  """What the BatchNorm-free schedule probe reached."""
+  parts = [f"{r['schedule']}: {r['best_train']:.1f}% after {r['epochs']} "
+           "epochs" for r in probe_rows if r.get("best_train") is not None]
+  if not parts:
+    return ""
+  return "best training accuracy of each probed setting: " + ", ".join(parts)
+
+
+def check(rows: Rows, scale: str,
+          probes: dict[str, list[dict[str, Any]]] | None = None
+          ) -> list[Claim]:
+  """Every claim, in the paper's order; where one does not hold, the cpu
+  scale's probes (``report.collect_probes``) that bear on it are cited."""
   classes = 1000 if scale == "paper" else 10
+  probes = probes or {}
   checks: list[Callable[[Rows], Claim]] = [
       random_labels_fitted, true_labels_generalize, figure1a_order,
       figure1b_factor, figure1c_monotone,
       regularizers_do_not_prevent_fitting, batch_norm_free_fits,
       batch_norm_helps_but_is_not_needed]
-  return [c(rows) for c in checks] + [
+  found = [c(rows) for c in checks] + [
       imagenet_regularizers_help(rows, classes),
       imagenet_random_labels(rows, classes)]
+  reasons = {
+      "figure1a_order": figure1a_probe_text(
+          probes.get("probe_figure1a_scale", [])),
+      "batch_norm_free_fits": no_bn_probe_text(
+          probes.get("probe_no_bn_schedule", []))}
+  return [_with_probe(c, reasons.get(c.key, "")) for c in found]
