@@ -393,6 +393,7 @@ NO_BN_SCHEDULES: tuple[tuple[str, float | None, bool, str], ...] = (
     # inception_no_bn_he_init_lr0.1/); 0.01 is Section 3's rate for the
     # other models without BatchNorm.
     ("he_init_lr0.01_per_pass", 0.01, False, "he_normal"),
+    ("he_init_lr0.01_per_paper_epoch", 0.01, True, "he_normal"),
 )
 
 
