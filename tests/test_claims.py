@@ -151,3 +151,22 @@ def test_claims_that_fail_cite_the_probes():
   (claim,) = [c for c in claims.check(rows, "cpu", probes)
               if c.key == "figure1a_order"]
   assert claim.evidence.endswith("(probe): 1024: 0.94")
+
+
+def test_regularizer_effects_count_beyond_the_larger_noise():
+  rows = empty_rows()
+  rows["table1"] = [
+      table1_row("alexnet", 100.0, 50.0, random_labels=False),
+      row(dict(train=100.0, test=56.0, epochs=1), model="alexnet",
+          random_crop=True, weight_decay=False, random_labels=False),
+      row(dict(train=100.0, test=51.0, epochs=1), model="alexnet",
+          random_crop=False, weight_decay=True, random_labels=False)]
+  claim = claims.regularizer_effects(rows)
+  assert claim.verdict == claims.PARTLY
+  assert "AlexNet + crop: +6.00 points (noise 3.2, beyond it)" in (
+      claim.evidence)
+  assert "AlexNet + weight decay: +1.00 points (noise 3.2, within it)" in (
+      claim.evidence)
+  # A seeds' spread larger than the standard error widens the noise.
+  rows["table1"][1]["spread"] = dict(test=4.0)
+  assert "noise 8.0, within it" in claims.regularizer_effects(rows).evidence
