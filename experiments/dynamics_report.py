@@ -176,8 +176,10 @@ def _plots(rows, figures) -> list[str]:
       for label, mask in (("clean", ~rec["corrupted"]),
                           ("corrupted", rec["corrupted"])):
         values = first[mask]
-        bottom.hist(values[values != dynamics.NEVER], bins=bins, alpha=0.6,
-                    density=True, label=label)
+        values = values[values != dynamics.NEVER]
+        # Each bin: the fraction of the group first learned at that record.
+        bottom.hist(values, bins=bins, alpha=0.6, label=label,
+                    weights=np.full(values.shape, 1.0 / max(1, mask.sum())))
       bottom.set(xlabel="first epoch learned")
     axes[0][0].set_ylabel("accuracy (%)")
     axes[1][0].set_ylabel("fraction of examples")
