@@ -170,3 +170,13 @@ def test_regularizer_effects_count_beyond_the_larger_noise():
   # A seeds' spread larger than the standard error widens the noise.
   rows["table1"][1]["spread"] = dict(test=4.0)
   assert "noise 8.0, within it" in claims.regularizer_effects(rows).evidence
+
+
+def test_a_row_fitted_as_far_as_the_papers_counts_as_fitted():
+  rows = empty_rows()
+  mlp = table1_row("mlp_1x512", 99.5, 10.0)
+  mlp["paper"] = dict(train=99.34, test=10.61)
+  rows["table1"] = [mlp]
+  assert claims.random_labels_fitted(rows).verdict == claims.HOLDS
+  mlp["paper"] = dict(train=100.0, test=10.0)
+  assert claims.random_labels_fitted(rows).verdict == claims.FAILS

@@ -10,7 +10,8 @@ scale and the numbers behind it. Verdicts:
 * ``does not hold at this scale``: no measured case agrees;
 * ``not testable here``: the runs it needs are not finished.
 
-"Fitted" is the suite's fitting rule (``suite.FIT_THRESHOLD``); "at chance"
+"Fitted" is the suite's fitting rule (``suite.FIT_THRESHOLD``), or the
+paper's own training accuracy for the row where that is lower; "at chance"
 is within three standard errors of 1 / classes on the test set's size; a
 difference smaller than two standard errors of the test set is "within
 noise" (the standard error of an accuracy a on n images is
@@ -59,6 +60,13 @@ def fit_pct() -> float:
   return round(100.0 * suite.FIT_THRESHOLD, 4)
 
 
+def _fitted(row: dict[str, Any], train: float) -> bool:
+  """At the fitting rule, or at least as far as the paper's own run got
+  (e.g. 99.34% for MLP 1x512 on random labels)."""
+  paper = (row.get("paper") or {}).get("train")
+  return train >= min(fit_pct(), paper if paper is not None else 100.0)
+
+
 def _measured(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
   return [r for r in rows if r.get("measured") is not None]
 
@@ -89,7 +97,7 @@ def random_labels_fitted(rows: Rows) -> Claim:
                      and not (r["random_crop"] or r["weight_decay"])):
     name = MODEL_NAMES[r["model"]]
     train, test = r["measured"]["train"], r["measured"]["test"]
-    fitted = train >= fit_pct()
+    fitted = _fitted(r, train)
     chance = _at_chance(test, r["test_examples"], 10)
     (good if fitted and chance else bad).append(name)
     notes.append(f"{name}: train {train:.2f}%, test {test:.2f}%"
@@ -272,7 +280,7 @@ def regularizers_do_not_prevent_fitting(rows: Rows) -> Claim:
   for r in _measured(rows["table4"]):
     name = f"{MODEL_NAMES[r['model']]} + {r['regularizer'].replace('_', ' ')}"
     train = r["measured"]["train"]
-    fitted = train >= fit_pct()
+    fitted = _fitted(r, train)
     expect_fit = r["paper"]["train"] is not None
     (good if fitted == expect_fit else bad).append(name)
     notes.append(f"{name}: train {train:.2f}%" + (
