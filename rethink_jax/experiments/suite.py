@@ -111,6 +111,8 @@ FULL_DATA_SCHEDULES = {
 FULL_DATA_FIT_EVIDENCE = {
     # The suite's own run (the same at both scales): fitted at epoch 108.
     "mlp_1x512": "results/runs/cpu/mlp_1x512/random_labels_s0-8a2dcd52a7",
+    # Fitted at epoch 28.
+    "mlp_3x512": "results/runs/cpu/mlp_3x512/random_labels_s0-e5aee6da20",
 }
 
 
