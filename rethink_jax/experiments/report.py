@@ -271,6 +271,8 @@ def collect_probes(root: str, repo: str) -> dict[str, list[dict[str, Any]]]:
           best_train=_pct(max((r["train_accuracy"] for r in evaluated),
                               default=None)),
           steps_to_fit=fitted[0] if fitted else None,
+          minutes=(round(_run_seconds(run["summary"]) / 60, 1)
+                   if run["summary"] is not None else None),
           run=os.path.relpath(run["workdir"], repo)))
     out[name] = rows
   return out
