@@ -269,7 +269,7 @@ def _figure2a_plot(scale, root, figures, plt, meta, paths, seeds):
 def _scale_text(scale) -> list[str]:
   stop = (f"each run stops at its first epoch with "
           f"{100 * suite.FIT_THRESHOLD:g}% training accuracy (the time to "
-          "overfit of Figure 1b), the epochs below being a cap")
+          "overfit of Figure 1b), its epochs being a cap")
   if scale == "paper":
     return ["Scale `paper`: the full CIFAR-10 splits, the Section 3 "
             f"protocol; {stop}: "
