@@ -67,7 +67,7 @@ def _table(rows) -> list[str]:
   lines = ["| model | p | corrupted | median first-learned epoch: clean / "
            "corrupted (gap) | learned for good: clean / corrupted | never "
            "learned (%): clean / corrupted | forgetting events per example: "
-           "clean / corrupted | corrupted fitting onset (10%) | test peak "
+           "clean / corrupted | corrupted fitting onset (20%) | test peak "
            "epoch (accuracy %) | final test (%) | epochs |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
@@ -122,14 +122,19 @@ def _findings(rows) -> list[str]:
           "are memorized.")
   if resolved:
     text += (f" The test peak comes no later than the corrupted examples "
-             f"start being fitted (10% of them) in {len(before)} of "
+             f"start being fitted (20% of them, twice chance) in {len(before)} of "
              f"{resolved} runs where that onset is resolved.")
   if early:
-    text += (f" In {len(early)} run(s) 10% of the corrupted examples are "
+    text += (f" In {len(early)} run(s) 20% of the corrupted examples are "
              "already fitted at the first record, too sparse to order the "
              "two: " + ", ".join(
                  f"{claims.MODEL_NAMES[r['model']]} p = {r['p']:g}"
                  for r in early) + ".")
+  median = [r for r in done if r["summary"]["test_peak_epoch"] <
+            (r["summary"]["groups"]["corrupted"]
+             ["median_first_learned_epoch"] or float("inf"))]
+  text += (f" The test peak comes before the corrupted examples' median "
+           f"first-learned epoch in {len(median)} of {len(done)} runs.")
   lines.append(text)
   forgetting = [(r["summary"]["groups"]["clean"]["mean_forgetting_events"],
                  r["summary"]["groups"]["corrupted"]["mean_forgetting_events"])
