@@ -335,7 +335,7 @@ def test_every_parameter_array_gets_a_gradient(name):
 
 
 def test_he_initialization_keeps_the_batch_norm_free_signal():
-  x = jax.random.normal(jax.random.key(1), (32, 28, 28, 3))
+  x = jax.random.normal(jax.random.key(1), (8, 28, 28, 3))
   std = {}
   for init in ("lecun_normal", "he_normal"):
     model = models.create("inception_no_bn", kernel_init=init)
