@@ -4,6 +4,7 @@ r"""Runs (or continues) the paper's CIFAR-10 experiments.
   python experiments/paper.py --scale=paper --shard=0/4 # 1 of 4 GPU hosts
   python experiments/paper.py --experiments=table1 --dry_run
   python experiments/paper.py --models=mlp_1x512,mlp_3x512
+  python experiments/paper.py --runs=alexnet/random_labels_s0  # one row
   python experiments/paper.py --seeds=3 --runs_per_program=8  # seeds together
 
 Each run's workdir is results/runs/<scale>/<model>/<name>-<key>, derived
@@ -36,6 +37,9 @@ flags.DEFINE_string("experiments", "", "comma-separated subset of "
                     f"{','.join(suite.EXPERIMENTS)} (default: all)")
 flags.DEFINE_string("models", "", "comma-separated models to run (default: "
                     "all)")
+flags.DEFINE_string("runs", "", "comma-separated parts of run names, as "
+                    "--dry_run lists them (e.g. alexnet/random_labels_s0): "
+                    "only the runs whose name contains one (default: all)")
 flags.DEFINE_integer("seeds", 1, "runs per row, seeds 0..k-1 (mean and "
                      "spread)")
 flags.DEFINE_integer("runs_per_program", 1, "train up to this many "
@@ -46,6 +50,19 @@ flags.DEFINE_string("root", os.path.join(REPO, "results", "runs"),
                     "folder of the runs (one subfolder per scale)")
 flags.DEFINE_bool("dry_run", False, "list the runs and their status, train "
                   "nothing")
+
+
+def select_runs(entries: list[suite.Entry],
+                parts: list[str]) -> list[suite.Entry]:
+  """The entries whose run name contains one of ``parts`` (all if none)."""
+  if not parts:
+    return entries
+  chosen = [e for e in entries
+            if any(part in sweep.run_name(e.config) for part in parts)]
+  if not chosen:
+    raise ValueError(f"no run name contains any of {parts}; list the names "
+                     "with --dry_run.")
+  return chosen
 
 
 def main(argv: list[str]) -> None:
@@ -62,6 +79,7 @@ def main(argv: list[str]) -> None:
                        f"{declared}.")
     if models:
       entries = [e for e in entries if e.config.model in models]
+    entries = select_runs(entries, [r for r in args.runs.split(",") if r])
     shard = sweep.parse_shard(args.shard)
   except ValueError as e:
     raise app.UsageError(str(e)) from e

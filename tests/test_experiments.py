@@ -269,6 +269,23 @@ def test_shards_split_a_sweep(tmp_path):
       sweep.parse_shard(bad)
 
 
+def test_the_runner_script_selects_rows_by_run_name():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "paper_script", os.path.join(os.path.dirname(__file__), os.pardir,
+                                   "experiments", "paper.py"))
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  entries = suite.entries(["table1"], "paper", 2)
+  chosen = script.select_runs(entries, ["alexnet/random_labels_s1",
+                                        "mlp_3x512/true_labels+wd_s0"])
+  assert sorted(sweep.run_name(e.config).split("-")[0] for e in chosen) == [
+      "alexnet/random_labels_s1", "mlp_3x512/true_labels+wd_s0"]
+  assert script.select_runs(entries, []) == entries
+  with pytest.raises(ValueError, match="--dry_run"):
+    script.select_runs(entries, ["no_such_run"])
+
+
 def fake_finished_run(root, config, steps_to_fit, test_accuracy):
   path = sweep.workdir(root, config)
   os.makedirs(path)
