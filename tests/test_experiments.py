@@ -134,6 +134,50 @@ def test_every_paper_scale_row_has_a_reachable_stopping_rule():
     assert epoch is not None and epoch <= declared.num_epochs, (model, epoch)
 
 
+def _stand_in(learning_rate, lr_decay_factor, num_epochs, fit_threshold):
+  """A tiny stand-in for a paper-scale row: MLP 1x512 on 1,024 random-pixel,
+  random-label examples (8 steps an epoch), under a row's schedule and
+  stopping rule; its summary."""
+  rng = np.random.default_rng(0)
+
+  def data(n):
+    return from_arrays(rng.integers(0, 256, (n, 32, 32, 3), np.uint8),
+                       rng.integers(0, 10, n), 10)
+
+  c = config_lib.base_config()
+  c.model, c.dataset, c.progress = "mlp_1x512", "arrays", "off"
+  c.batch_size, c.eval_batch_size = 128, 256
+  c.learning_rate, c.lr_decay_factor = learning_rate, lr_decay_factor
+  c.num_epochs, c.fit_threshold, c.stop_when_fitted = (num_epochs,
+                                                        fit_threshold, True)
+  c.checkpoint_every_epochs = num_epochs
+  c.lock()
+  import tempfile
+  with tempfile.TemporaryDirectory() as workdir:
+    return train.train_and_evaluate(c, workdir, data(1024), data(128))
+
+
+def test_every_paper_scale_schedule_fits_a_stand_in():
+  # Each distinct schedule and stopping rule of the paper-scale rows (the
+  # rows' own learning rate, decay, cap and threshold) ends a stand-in run
+  # by its stopping rule within its cap ...
+  schedules = sorted({(config_lib.learning_rate(e.config),
+                       e.config.lr_decay_factor, e.config.num_epochs,
+                       e.config.fit_threshold)
+                      for e in suite.entries([], "paper")
+                      if e.config.dataset == "cifar10"})
+  assert len(schedules) >= 3
+  for lr, decay, cap, threshold in schedules:
+    summary = _stand_in(lr, decay, cap, threshold)
+    assert summary["fitted_epoch"] is not None, (lr, decay, cap)
+    assert summary["epochs_completed"] == summary["fitted_epoch"] <= cap
+  # ... where a rate that decays too fast (x0.5 an epoch: twice the first
+  # epoch's rate in all) leaves the same stand-in short of the rule.
+  summary = _stand_in(0.01, 0.5, 30, suite.FIT_THRESHOLD)
+  assert summary["fitted_epoch"] is None
+  assert summary["final"]["train_accuracy"] < suite.FIT_THRESHOLD
+
+
 def tiny_configs(epochs=2):
   configs = []
   for seed in range(3):
