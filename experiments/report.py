@@ -455,6 +455,30 @@ def _probe_config(row):
   return entry.config
 
 
+def _seed_lines(coverage, scale: str) -> list[str]:
+  """How many of the suite's seeded runs are done, and what the rest cost."""
+  seeds = coverage[0]["seeds"]
+  done = sum(c["done"] for c in coverage)
+  to_go = sum(c["to_go"] for c in coverage)
+  lines = [f"Every row is declared with seeds 0-{seeds - 1}. Of its "
+           f"{done + to_go} runs, {done} are done; the tables and figures "
+           "use the seeds each row has. `python experiments/paper.py "
+           f"--scale={scale} --seeds={seeds} --runs_per_program={seeds}` "
+           "trains the rest (a stopped sweep continues where it stopped; "
+           "`--models=` picks models). The time to go is priced from each "
+           "row's finished seeds on the machine that ran them.", "",
+           "| model | runs done | runs to go | minutes to go |",
+           "|---|---|---|---|"]
+  for c in coverage:
+    unpriced = f" (+{c['unpriced']} unpriced)" if c["unpriced"] else ""
+    lines.append(f"| {MODEL_NAMES[c['model']]} | {c['done']}"
+                 f" | {c['to_go']} | {c['minutes_to_go']:.0f}{unpriced} |")
+  minutes = sum(c["minutes_to_go"] for c in coverage)
+  lines.append(f"| all | {done} | {to_go} | {minutes:.0f} ({minutes / 60:.1f}"
+               " h) |")
+  return lines
+
+
 def _claims_table(found) -> list[str]:
   lines = ["| claim | the paper | here | measured |", "|---|---|---|---|"]
   for c in found:
@@ -512,6 +536,7 @@ def main(argv: list[str]) -> None:
   rows = report.collect(args.scale, root, REPO, args.seeds)
   probes = report.collect_probes(root, REPO) if args.scale == "cpu" else {}
   found = claims.check(rows, args.scale, probes)
+  coverage = report.seed_coverage(args.scale, root, args.seeds)
   figures = os.path.join(REPO, "docs", "figures")
   paths, plt, meta = _plots(args.scale, root, figures, args.seeds)
   _p_plots(args.scale, rows, figures, plt, meta, paths)
@@ -527,9 +552,9 @@ def main(argv: list[str]) -> None:
       merged = json.load(f)
   probe_rows = [dict(r, probe=name, scale=args.scale)
                 for name, rs in probes.items() for r in rs]
-  for name, new_rows in {**rows, "claims": [
-      dict(c.to_dict(), scale=args.scale) for c in found],
-                         "probes": probe_rows}.items():
+  for name, new_rows in {
+      **rows, "claims": [dict(c.to_dict(), scale=args.scale) for c in found],
+      "probes": probe_rows, "seed_coverage": coverage}.items():
     kept = [r for r in merged.get(name, []) if r.get("scale") != args.scale]
     merged[name] = kept + new_rows
   # No provenance block: the file must come out identical on every run.
@@ -556,6 +581,7 @@ def main(argv: list[str]) -> None:
       "2b) plot the mean over the seeds that reached each step, with their "
       "min-max as a band.",
       "", *_scale_text(args.scale), "",
+      "## Seeds", "", *_seed_lines(coverage, args.scale), "",
       "## The paper's claims at this scale", "",
       "Each of the paper's qualitative claims, checked against the rows "
       "below by `rethink_jax.experiments.claims` (fitted: at least "

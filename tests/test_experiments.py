@@ -369,6 +369,27 @@ def test_report_rows_come_from_the_results_files(tmp_path):
   assert len(rows["table1"]) == 19 and len(rows["table4"]) == 6
 
 
+def test_seed_coverage_prices_the_runs_to_go_from_their_rows(tmp_path):
+  from rethink_jax.experiments import report
+  (row,) = [e.config for e in suite.table1("cpu", 1)
+            if e.config.model == "mlp_3x512" and not e.config.weight_decay
+            and e.config.randomization == "true_labels"]
+  fake_finished_run(str(tmp_path), row, 100, 0.5)  # 60 s
+  coverage = {c["model"]: c for c in report.seed_coverage("cpu",
+                                                          str(tmp_path), 3)}
+  declared = {sweep.run_name(c) for c in sweep.unique(
+      [e.config for e in suite.entries([], "cpu", 3)])}
+  assert sum(c["done"] + c["to_go"] for c in coverage.values()) == len(
+      declared)
+  mlp = coverage["mlp_3x512"]
+  assert mlp["done"] == 1 and mlp["to_go"] == 11
+  # Seeds 1 and 2 of the finished row, at its minute each; the other rows
+  # have no finished seed to price them.
+  assert mlp["minutes_to_go"] == 2.0 and mlp["unpriced"] == 9
+  assert coverage["alexnet"]["done"] == 0
+  assert coverage["alexnet"]["unpriced"] == coverage["alexnet"]["to_go"]
+
+
 def test_curves_average_the_seeds_that_reached_each_step(tmp_path):
   from rethink_jax.experiments import report  # pylint: disable=g-import-not-at-top
   root = str(tmp_path / "runs")

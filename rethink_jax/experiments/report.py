@@ -16,6 +16,8 @@ import os
 import statistics
 from typing import Any
 
+import ml_collections
+
 from rethink_jax import paper
 from rethink_jax.training import config as config_lib
 from rethink_jax.experiments import suite
@@ -241,6 +243,42 @@ def _relative_times(rows: list[dict[str, Any]]) -> None:
       # The seeds' spread of the steps, on the scale of the mean at p = 0.
       row["spread"] = dict(row["spread"], relative_time=round(spread / base,
                                                               3))
+
+
+def seed_coverage(scale: str, root: str, seeds: int
+                  ) -> list[dict[str, Any]]:
+  """Per model: the suite's runs of seeds 0..seeds-1 done and still to run.
+
+  A run to go is priced at the mean training time of its row's finished
+  seeds on the machine that ran them (``minutes_to_go``; runs of rows with
+  no finished seed are counted in ``unpriced``). Runs that several
+  experiments share count once.
+  """
+  rows: dict[tuple, list[ml_collections.ConfigDict]] = {}
+  for entry in suite.entries([], scale, seeds):
+    key = (entry.experiment, tuple((k, str(v)) for k, v in entry.row.items()
+                                   if k != "seed"))
+    rows.setdefault(key, []).append(entry.config)
+  runs: dict[str, dict[str, Any]] = {}
+  for configs in rows.values():
+    loaded = [load_run(root, c) for c in configs]
+    times = [_run_seconds(r["summary"]) for r in loaded if r["summary"]]
+    price = statistics.fmean(times) if times else None
+    for c, r in zip(configs, loaded):
+      known = runs.setdefault(sweep.run_name(c), dict(
+          model=c.model, done=r["summary"] is not None, seconds=None))
+      if not known["done"] and known["seconds"] is None:
+        known["seconds"] = price
+  out = []
+  for model in sorted({r["model"] for r in runs.values()}):
+    mine = [r for r in runs.values() if r["model"] == model]
+    to_go = [r for r in mine if not r["done"]]
+    out.append(dict(
+        model=model, scale=scale, seeds=seeds,
+        done=len(mine) - len(to_go), to_go=len(to_go),
+        minutes_to_go=round(sum(r["seconds"] or 0.0 for r in to_go) / 60, 1),
+        unpriced=sum(r["seconds"] is None for r in to_go)))
+  return out
 
 
 def collect_probes(root: str, repo: str) -> dict[str, list[dict[str, Any]]]:
