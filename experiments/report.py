@@ -10,6 +10,7 @@ have not finished are listed with their status.
 """
 
 import json
+import math
 import os
 import sys
 
@@ -191,8 +192,9 @@ def _plots(scale, root, figures, seeds):
       _curve(ax, runs, "train_loss_running",
              CURVE_NAMES[row["randomization"]])
   ax.set(xlabel="training steps", ylabel="average training loss",
-         title=f"Figure 1a, small Inception ({scale} scale, "
-               f"{_seeds_note(series)})")
+         title=f"Figure 1a, small Inception ({scale} scale"
+               + (f", n = {suite.FIGURE1A_TRAIN_EXAMPLES}" if scale == "cpu"
+                  else "") + f", {_seeds_note(series)})")
   _legend(ax)
   fig.tight_layout()
   _save(fig, paths, "figure1a", scale, figures, meta, plt)
@@ -294,8 +296,11 @@ def _scale_text(scale) -> list[str]:
            "|---|---|---|---|"]
   for model, size in suite.CPU_SCALE.items():
     full = " (all)" if size.train_examples == 0 else ""
+    figure1a = (f" (Figure 1a: {suite.FIGURE1A_TRAIN_EXAMPLES}, the probe "
+                "below)" if model == "inception" else "")
     lines.append(f"| {MODEL_NAMES[model]} | "
-                 f"{size.train_examples or suite.CIFAR10_TRAIN}{full} | "
+                 f"{size.train_examples or suite.CIFAR10_TRAIN}{full}"
+                 f"{figure1a} | "
                  f"{size.test_examples or suite.CIFAR10_TEST}{full} | "
                  f"{size.num_epochs} |")
   size = suite.CPU_IMAGENET_SCALE
@@ -352,28 +357,29 @@ def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
             "labels on n training examples, the rest of the cpu scale "
             "unchanged.", "",
             "| n | steps per epoch | true labels: steps to fit | random "
-            "labels: steps to fit | random / true | epochs run (cap) |",
-            "|---|---|---|---|---|---|"]
-  by_n: dict[int, dict[str, dict]] = {}
-  for r in scale_rows:
-    by_n.setdefault(r["n"], {})[r["randomization"]] = r
-  for n, runs in sorted(by_n.items()):
-    true, rand = runs.get("true_labels"), runs.get("random_labels")
+            "labels: steps to fit | random / true | random - true (epochs) "
+            "| noise (epochs) | seeds |", "|---|---|---|---|---|---|---|---|"]
+  sizes = report.figure1a_scale(scale_rows)
+  for r in sizes:
     cells = []
-    for r in (true, rand):
-      if r is None or r["status"] == "missing":
-        cells.append("not run")
-      elif r["steps_to_fit"] is None:
-        cells.append(f"not fitted (best {_fmt(r['best_train'])}%)")
-      else:
-        cells.append(str(r["steps_to_fit"]))
-    ratio = (f"{rand['steps_to_fit'] / true['steps_to_fit']:.2f}"
-             if true and rand and true["steps_to_fit"] and
-             rand["steps_to_fit"] else "–")
-    epochs = " / ".join(f"{r['epochs']}" for r in (true, rand) if r)
-    lines.append(f"| {n} | {n // 128} | {cells[0]} | {cells[1]} | {ratio} | "
-                 f"{epochs} ({scale_rows[0]['num_epochs']}) |")
-  lines += ["", _probe_verdict_figure1a(by_n)]
+    for name in ("true_labels", "random_labels"):
+      m = r[name]
+      cells.append("not fitted" if math.isinf(m["mean"]) else
+                   f"{m['mean']:.0f}" + (f" ± {m['sd']:.0f}" if m["sd"]
+                                         else ""))
+    seeds = min(r["true_labels"]["seeds"], r["random_labels"]["seeds"])
+    lines.append(f"| {r['n']} | {r['steps_per_epoch']} | {cells[0]} | "
+                 f"{cells[1]} | "
+                 f"{r['random_labels']['mean'] / r['true_labels']['mean']:.2f}"
+                 f" | {r['margin']:+.1f} | {r['noise']:.1f} | {seeds} |")
+  running = sorted({f"n = {r['n']} {r['randomization'].replace('_', ' ')} "
+                    f"(seed {r['seed']}, {r['epochs']}/{r['num_epochs']} "
+                    "epochs)" for r in scale_rows if r["status"] == "partial"})
+  if running:
+    lines += ["", "Still training: " + ", ".join(running) + "."]
+  lines += ["", "Noise: the larger of one epoch (steps to fit are measured "
+            "once an epoch) and twice the larger standard deviation over "
+            "seeds.", "", _probe_verdict_figure1a(sizes)]
   no_bn = probes["probe_no_bn_schedule"]
   lines += ["", "### The BatchNorm-free Inception's schedule", "",
             "`python experiments/paper.py --experiments=probe_no_bn_schedule`"
@@ -406,24 +412,19 @@ def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
   return lines
 
 
-def _probe_verdict_figure1a(by_n) -> str:
-  """Whether the probed sizes show Figure 1a's order, from its rows."""
-  shown = [n for n, runs in sorted(by_n.items())
-           if all(runs.get(k) and runs[k]["status"] == "done"
-                  for k in ("true_labels", "random_labels")) and
-           (runs["random_labels"]["steps_to_fit"] or float("inf")) >
-           (runs["true_labels"]["steps_to_fit"] or float("inf"))]
-  done = [n for n, runs in sorted(by_n.items())
-          if all(runs.get(k) and runs[k]["status"] == "done"
-                 for k in ("true_labels", "random_labels"))]
+def _probe_verdict_figure1a(sizes) -> str:
+  """Whether the probed sizes show Figure 1a's order beyond the noise."""
   command = ("`python experiments/paper.py --scale=paper "
              "--experiments=figure1a`")
+  shown = [r["n"] for r in sizes if r["shown"]]
+  done = [r["n"] for r in sizes]
   if shown:
-    return (f"Random labels take longer than true labels from n = "
-            f"{shown[0]} on (of the sizes finished: {done}).")
-  return (f"None of the sizes finished so far ({done}) has random labels "
-          f"slower than true labels; the order is for the paper scale to "
-          f"show: {command}.")
+    return (f"Random labels take longer than true labels beyond the noise "
+            f"from n = {shown[0]} on (sizes finished: {done}); Figure 1a's "
+            f"rows here are at n = {suite.FIGURE1A_TRAIN_EXAMPLES}.")
+  return (f"At none of the sizes finished ({done}) do random labels take "
+          "longer than true labels beyond the noise; the order is for the "
+          f"paper scale to show: {command}.")
 
 
 def _probe_verdict_no_bn(rows) -> str:
@@ -534,7 +535,8 @@ def main(argv: list[str]) -> None:
   args = FLAGS
   root = os.path.join(REPO, "results", "runs", args.scale)
   rows = report.collect(args.scale, root, REPO, args.seeds)
-  probes = report.collect_probes(root, REPO) if args.scale == "cpu" else {}
+  probes = (report.collect_probes(root, REPO, args.seeds)
+            if args.scale == "cpu" else {})
   found = claims.check(rows, args.scale, probes)
   coverage = report.seed_coverage(args.scale, root, args.seeds)
   figures = os.path.join(REPO, "docs", "figures")

@@ -143,14 +143,43 @@ def test_claims_that_fail_cite_the_probes():
   rows = empty_rows()
   rows["figure1a"] = figure1a(dict(true_labels=144, gaussian=112,
                                    random_labels=136))
+  probe = lambda n, name, steps, seed=0: dict(  # noqa: E731
+      n=n, randomization=name, steps_to_fit=steps, seed=seed, status="done",
+      steps_per_epoch=n // 128)
   probes = {"probe_figure1a_scale": [
-      dict(n=1024, randomization="true_labels", steps_to_fit=144),
-      dict(n=1024, randomization="random_labels", steps_to_fit=136),
-      dict(n=2048, randomization="true_labels", steps_to_fit=200),
-      dict(n=2048, randomization="random_labels", steps_to_fit=None)]}
+      probe(1024, "true_labels", 144), probe(1024, "random_labels", 136),
+      probe(2048, "true_labels", 272), probe(2048, "random_labels", 304),
+      probe(2048, "true_labels", 288, 1), probe(2048, "random_labels", 320, 1),
+      dict(probe(4096, "true_labels", None), status="partial")]}
   (claim,) = [c for c in claims.check(rows, "cpu", probes)
               if c.key == "figure1a_order"]
-  assert claim.evidence.endswith("(probe): 1024: 0.94")
+  assert claim.evidence.endswith(
+      "(probe): 1024: 0.94 (-1.0 epochs against noise 1.0, 1 seed), "
+      "2048: 1.11 (+2.0 epochs against noise 1.4, 2 seeds)")
+
+
+def test_the_size_probe_counts_the_order_only_beyond_the_noise():
+  from rethink_jax.experiments import report
+  probe = lambda n, name, steps, seed=0: dict(  # noqa: E731
+      n=n, randomization=name, steps_to_fit=steps, seed=seed, status="done",
+      steps_per_epoch=n // 128)
+  rows = report.figure1a_scale([
+      probe(1024, "true_labels", 144), probe(1024, "random_labels", 160),
+      probe(2048, "true_labels", 272), probe(2048, "random_labels", 320),
+      probe(2048, "true_labels", 272, 1), probe(2048, "random_labels", 416, 1),
+      probe(4096, "true_labels", 640), probe(4096, "random_labels", None),
+      probe(8192, "random_labels", 100)])
+  assert [r["n"] for r in rows] == [1024, 2048, 4096]  # 8192: no true labels
+  # One epoch more at 1024 is within the resolution of the steps to fit.
+  assert rows[0]["margin"] == 2.0 and rows[0]["noise"] == 1.0
+  assert rows[0]["shown"]
+  # At 2048 the seeds disagree by 96 steps (sd 67.9): a 6-epoch margin
+  # against 8.5 epochs of noise.
+  assert rows[1]["margin"] == 6.0 and not rows[1]["shown"]
+  assert round(rows[1]["noise"], 2) == 8.49
+  assert rows[1]["random_labels"]["seeds"] == 2
+  # A run that never fits is slower than any that does.
+  assert rows[2]["random_labels"]["mean"] == float("inf") and rows[2]["shown"]
 
 
 def test_regularizer_effects_count_beyond_the_larger_noise():

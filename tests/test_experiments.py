@@ -27,19 +27,29 @@ def test_shared_runs_are_declared_once():
   random_inception = names["table1"][tuple(sorted(dict(
       model="inception", random_crop=False, weight_decay=False,
       random_labels=True, seed=0).items()))]
-  assert names["figure1a"][(("randomization", "random_labels"),
-                            ("seed", 0))] == random_inception
+  # Figure 1a's cpu-scale rows are the size probe's runs at their n.
+  figure1a_random = names["figure1a"][(("randomization", "random_labels"),
+                                       ("seed", 0))]
+  assert figure1a_random != random_inception
+  assert figure1a_random in {
+      sweep.run_name(e.config) for e in suite.probe_figure1a_scale("cpu")
+      if e.row["n"] == suite.FIGURE1A_TRAIN_EXAMPLES}
+  paper_scale = {(e.experiment, e.row.get("randomization"), e.row.get("p")):
+                 sweep.run_name(e.config) for e in suite.entries([], "paper")
+                 if e.config.model == "inception"}
+  assert paper_scale["figure1a", "random_labels", None] == paper_scale[
+      "figure1bc", None, 1.0]
   assert names["figure1bc"][(("model", "inception"), ("p", 1.0),
                              ("seed", 0))] == random_inception
   clean = names["figure1bc"][(("model", "alexnet"), ("p", 0.0), ("seed", 0))]
   assert clean == names["table1"][tuple(sorted(dict(
       model="alexnet", random_crop=False, weight_decay=False,
       random_labels=False, seed=0).items()))]
-  # 19 Table 1 rows + 3 Figure 1a curves + 12 new Figure 1b/c points + 6
+  # 19 Table 1 rows + 5 Figure 1a curves + 12 new Figure 1b/c points + 6
   # Table 4 rows (Figure 2b is two Table 1 rows) + 7 Table 2 rows (Figure 2a
   # is four of them).
   assert len(entries) == 19 + 5 + 18 + 2 + 6 + 7 + 4
-  assert len(sweep.unique(e.config for e in entries)) == 40 + 7
+  assert len(sweep.unique(e.config for e in entries)) == 42 + 7
   assert {names["figure2a"][k] for k in names["figure2a"]} <= set(
       names["table2"].values())
   assert len(suite.entries(["table1"], "cpu", seeds=3)) == 3 * len(

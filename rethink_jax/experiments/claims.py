@@ -24,6 +24,7 @@ import dataclasses
 import math
 from typing import Any, Callable, Iterable, Sequence
 
+from rethink_jax.experiments import report
 from rethink_jax.experiments import suite
 
 HOLDS = "holds"
@@ -415,16 +416,17 @@ def _with_probe(claim: Claim, text: str) -> Claim:
 
 def figure1a_probe_text(probe_rows: Sequence[dict[str, Any]]) -> str:
   """What the training-set-size probe shows of Figure 1a's order."""
-  by_n: dict[int, dict[str, Any]] = {}
-  for r in probe_rows:
-    by_n.setdefault(r["n"], {})[r["randomization"]] = r["steps_to_fit"]
-  ratios = [f"{n}: {v['random_labels'] / v['true_labels']:.2f}"
-            for n, v in sorted(by_n.items())
-            if v.get("true_labels") and v.get("random_labels")]
-  if not ratios:
+  parts = []
+  for r in report.figure1a_scale(list(probe_rows)):
+    seeds = min(r["true_labels"]["seeds"], r["random_labels"]["seeds"])
+    ratio = r["random_labels"]["mean"] / r["true_labels"]["mean"]
+    parts.append(f"{r['n']}: {ratio:.2f} ({r['margin']:+.1f} epochs against "
+                 f"noise {r['noise']:.1f}, {seeds} seed"
+                 f"{'s' if seeds > 1 else ''})")
+  if not parts:
     return ""
   return ("random / true labels' steps to fit against the training set size "
-          "(probe): " + ", ".join(ratios))
+          "(probe): " + ", ".join(parts))
 
 
 def no_bn_probe_text(probe_rows: Sequence[dict[str, Any]]) -> str:

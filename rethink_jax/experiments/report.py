@@ -12,6 +12,7 @@ say so (``status``) and carry no measurement. Nothing here trains.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 from typing import Any
@@ -281,18 +282,22 @@ def seed_coverage(scale: str, root: str, seeds: int
   return out
 
 
-def collect_probes(root: str, repo: str) -> dict[str, list[dict[str, Any]]]:
+def collect_probes(root: str, repo: str, seeds: int = 1
+                   ) -> dict[str, list[dict[str, Any]]]:
   """The cpu-scale probes' rows (``suite.PROBES``), finished or not.
 
   Each row: the probe's keys, the run's status, epochs run, the last
   evaluated training and test accuracy, the best training accuracy and the
-  steps to fit (None if it has not fitted), from its metrics.jsonl.
+  steps to fit (None if it has not fitted), from its metrics.jsonl. Seeds
+  1..seeds-1 appear once started.
   """
   out: dict[str, list[dict[str, Any]]] = {}
   for name, declare in suite.PROBES.items():
     rows = []
-    for entry in declare("cpu"):
+    for entry in declare("cpu", seeds):
       run = load_run(root, entry.config)
+      if entry.row["seed"] > 0 and run["status"] == "missing":
+        continue
       records = run["records"]
       evaluated = [r for r in records if r.get("train_accuracy") is not None]
       last = evaluated[-1] if evaluated else {}
@@ -313,6 +318,41 @@ def collect_probes(root: str, repo: str) -> dict[str, list[dict[str, Any]]]:
                    if run["summary"] is not None else None),
           run=os.path.relpath(run["workdir"], repo)))
     out[name] = rows
+  return out
+
+
+def figure1a_scale(probe_rows: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+  """Figure 1a's order per probed training-set size, over the seeds run.
+
+  Per n with a finished true- and random-label run: the mean and standard
+  deviation of each one's steps to fit (``inf`` if a seed never fitted), the
+  random minus true labels' mean in epochs (``margin``), and ``shown``:
+  whether that exceeds the noise, the larger of one epoch (steps to fit are
+  measured once an epoch) and twice the larger standard deviation.
+  """
+  by_n: dict[int, dict[str, list[dict[str, Any]]]] = {}
+  for r in probe_rows:
+    if r["status"] == "done":
+      by_n.setdefault(r["n"], {}).setdefault(r["randomization"], []).append(r)
+  out = []
+  for n, runs in sorted(by_n.items()):
+    if not {"true_labels", "random_labels"} <= set(runs):
+      continue
+    per_epoch = runs["true_labels"][0]["steps_per_epoch"]
+    row: dict[str, Any] = dict(n=n, steps_per_epoch=per_epoch)
+    for name, rs in runs.items():
+      steps = [float(r["steps_to_fit"]) if r["steps_to_fit"] is not None
+               else math.inf for r in rs]
+      row[name] = dict(mean=statistics.fmean(steps), seeds=len(steps),
+                       sd=statistics.stdev(steps) if len(steps) > 1 and
+                       all(map(math.isfinite, steps)) else None)
+    true, rand = row["true_labels"], row["random_labels"]
+    row["margin"] = (rand["mean"] - true["mean"]) / per_epoch
+    row["noise"] = max(1.0, 2 * max(true["sd"] or 0.0, rand["sd"] or 0.0)
+                       / per_epoch)
+    row["shown"] = row["margin"] > row["noise"]
+    out.append(row)
   return out
 
 
