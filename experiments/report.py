@@ -470,13 +470,21 @@ def _seed_lines(coverage, scale: str) -> list[str]:
            "row's finished seeds on the machine that ran them.", "",
            "| model | runs done | runs to go | minutes to go |",
            "|---|---|---|---|"]
+  def cost(c: dict) -> str:
+    if c["unpriced"] and c["unpriced"] == c["to_go"]:
+      return "not priced: no finished seed yet"
+    minutes = c["minutes_to_go"]
+    text = f"{minutes:.0f}" + (f" ({minutes / 60:.1f} h)" if minutes >= 60
+                               else "")
+    return text + (f" + {c['unpriced']} runs not priced" if c["unpriced"]
+                   else "")
+
   for c in coverage:
-    unpriced = f" (+{c['unpriced']} unpriced)" if c["unpriced"] else ""
-    lines.append(f"| {MODEL_NAMES[c['model']]} | {c['done']}"
-                 f" | {c['to_go']} | {c['minutes_to_go']:.0f}{unpriced} |")
-  minutes = sum(c["minutes_to_go"] for c in coverage)
-  lines.append(f"| all | {done} | {to_go} | {minutes:.0f} ({minutes / 60:.1f}"
-               " h) |")
+    lines.append(f"| {MODEL_NAMES[c['model']]} | {c['done']} | {c['to_go']} "
+                 f"| {cost(c)} |")
+  total = {k: sum(c[k] for c in coverage)
+           for k in ("to_go", "minutes_to_go", "unpriced")}
+  lines.append(f"| all | {done} | {to_go} | {cost(total)} |")
   return lines
 
 
