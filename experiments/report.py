@@ -193,7 +193,7 @@ def _plots(scale, root, figures, seeds):
              CURVE_NAMES[row["randomization"]])
   ax.set(xlabel="training steps", ylabel="average training loss",
          title=f"Figure 1a, small Inception ({scale} scale"
-               + (f", n = {suite.FIGURE1A_TRAIN_EXAMPLES}" if scale == "cpu"
+               + (f", n = {suite.FIGURE1_INCEPTION_EXAMPLES}" if scale == "cpu"
                   else "") + f", {_seeds_note(series)})")
   _legend(ax)
   fig.tight_layout()
@@ -296,8 +296,8 @@ def _scale_text(scale) -> list[str]:
            "|---|---|---|---|"]
   for model, size in suite.CPU_SCALE.items():
     full = " (all)" if size.train_examples == 0 else ""
-    figure1a = (f" (Figure 1a: {suite.FIGURE1A_TRAIN_EXAMPLES}, the probe "
-                "below)" if model == "inception" else "")
+    figure1a = (f" (Figures 1a-1c: {suite.FIGURE1_INCEPTION_EXAMPLES}, the "
+                "probe below)" if model == "inception" else "")
     lines.append(f"| {MODEL_NAMES[model]} | "
                  f"{size.train_examples or suite.CIFAR10_TRAIN}{full}"
                  f"{figure1a} | "
@@ -421,7 +421,8 @@ def _probe_verdict_figure1a(sizes) -> str:
   if shown:
     return (f"Random labels take longer than true labels beyond the noise "
             f"from n = {shown[0]} on (sizes finished: {done}); Figure 1a's "
-            f"rows here are at n = {suite.FIGURE1A_TRAIN_EXAMPLES}.")
+            f"rows and Figures 1b-1c's Inception points here are at n = "
+            f"{suite.FIGURE1_INCEPTION_EXAMPLES}.")
   return (f"At none of the sizes finished ({done}) do random labels take "
           "longer than true labels beyond the noise; the order is for the "
           f"paper scale to show: {command}.")

@@ -33,14 +33,14 @@ def test_shared_runs_are_declared_once():
   assert figure1a_random != random_inception
   assert figure1a_random in {
       sweep.run_name(e.config) for e in suite.probe_figure1a_scale("cpu")
-      if e.row["n"] == suite.FIGURE1A_TRAIN_EXAMPLES}
+      if e.row["n"] == suite.FIGURE1_INCEPTION_EXAMPLES}
   paper_scale = {(e.experiment, e.row.get("randomization"), e.row.get("p")):
                  sweep.run_name(e.config) for e in suite.entries([], "paper")
                  if e.config.model == "inception"}
   assert paper_scale["figure1a", "random_labels", None] == paper_scale[
       "figure1bc", None, 1.0]
   assert names["figure1bc"][(("model", "inception"), ("p", 1.0),
-                             ("seed", 0))] == random_inception
+                             ("seed", 0))] == figure1a_random
   clean = names["figure1bc"][(("model", "alexnet"), ("p", 0.0), ("seed", 0))]
   assert clean == names["table1"][tuple(sorted(dict(
       model="alexnet", random_crop=False, weight_decay=False,

@@ -49,11 +49,11 @@ CORRUPTION_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 FIGURE1_MODELS = ("inception", "alexnet", "mlp_1x512")
 FIGURE1A_RANDOMIZATIONS = ("true_labels", "random_labels", "shuffled_pixels",
                            "random_pixels", "gaussian")
-# Figure 1a's training set at the cpu scale: the smallest size at which the
-# small Inception's random labels take longer to fit than its true labels
-# beyond the noise (probe_figure1a_scale; at 1,024, the rest of the cpu
-# scale's size, they do not).
-FIGURE1A_TRAIN_EXAMPLES = 2048
+# The small Inception's training set in Figures 1a-1c at the cpu scale: the
+# smallest size at which its random labels take longer to fit than its true
+# labels beyond the noise (probe_figure1a_scale; at 1,024, the rest of the
+# cpu scale's size, they do not).
+FIGURE1_INCEPTION_EXAMPLES = 2048
 # Table 4's augmentation rows used decay 0.999 "and longer training" (Appendix
 # E); how much longer is not stated: our choice.
 AUGMENTED_EPOCHS_FACTOR = 1.5
@@ -250,21 +250,29 @@ def table1(scale: str, seeds: int = 1) -> list[Entry]:
           for r in paper.TABLE1 for s in range(seeds)]
 
 
+def _figure1_examples(model: str, scale: str) -> int | None:
+  """The training set of ``model`` in Figure 1 (None: the scale's)."""
+  return (FIGURE1_INCEPTION_EXAMPLES if scale == "cpu" and model == "inception"
+          else None)
+
+
 def figure1a(scale: str, seeds: int = 1) -> list[Entry]:
   """Figure 1a: the small Inception's training loss under each randomization
-  (at the cpu scale on :data:`FIGURE1A_TRAIN_EXAMPLES` examples)."""
-  n = FIGURE1A_TRAIN_EXAMPLES if scale == "cpu" else None
+  (at the cpu scale on :data:`FIGURE1_INCEPTION_EXAMPLES` examples)."""
   return [Entry("figure1a", dict(randomization=name, seed=s),
                 base_config("inception", scale, s, randomization=name,
-                            train_examples=n))
+                            train_examples=_figure1_examples("inception",
+                                                             scale)))
           for name in FIGURE1A_RANDOMIZATIONS for s in range(seeds)]
 
 
 def figure1bc(scale: str, seeds: int = 1) -> list[Entry]:
-  """Figures 1b and 1c: label corruption p for Inception, AlexNet, MLP 1x512."""
+  """Figures 1b and 1c: label corruption p for Inception, AlexNet, MLP 1x512
+  (the small Inception at the cpu scale on Figure 1a's examples)."""
   return [Entry("figure1bc", dict(model=model, p=p, seed=s),
                 base_config(model, scale, s,
-                            randomization="partially_corrupted_labels", p=p))
+                            randomization="partially_corrupted_labels", p=p,
+                            train_examples=_figure1_examples(model, scale)))
           for model in FIGURE1_MODELS for p in CORRUPTION_LEVELS
           for s in range(seeds)]
 
