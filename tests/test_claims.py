@@ -56,6 +56,14 @@ def test_figure1a_order_needs_a_margin_beyond_the_seeds_spread():
                gaussian=200, random_labels=400)
   rows["figure1a"] = figure1a(order)
   assert claims.figure1a_order(rows).verdict == claims.HOLDS
+  # Curves with different numbers of seeds: the largest spread is the noise.
+  mixed = figure1a(order)
+  mixed[0] = figure1a(dict(true_labels=100), spread=9.0)[0]
+  rows["figure1a"] = mixed
+  claim = claims.figure1a_order(rows)
+  assert claim.verdict == claims.HOLDS
+  assert "(1-3 seeds a curve; by more than the largest spread, 9 steps)" in (
+      claim.evidence)
   # With curves still to run, the order of the rest is not yet known.
   rows["figure1a"] = figure1a(dict(true_labels=100, random_labels=400))
   claim = claims.figure1a_order(rows)
