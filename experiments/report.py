@@ -351,35 +351,46 @@ def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
            "the suite adopts is the same run. Rows still training show the "
            "epochs so far.", ""]
   scale_rows = probes["probe_figure1a_scale"]
+  names = ("true_labels", *[n for n in suite.FIGURE1A_RANDOMIZATIONS if n
+                            not in ("true_labels", "random_labels")],
+           "random_labels")
   lines += ["### Figure 1a's order against the training set size", "",
             "`python experiments/paper.py --experiments=probe_figure1a_scale`"
-            ": the small Inception's steps to fit (99.9%) its true and random "
-            "labels on n training examples, the rest of the cpu scale "
-            "unchanged.", "",
-            "| n | steps per epoch | true labels: steps to fit | random "
-            "labels: steps to fit | random / true | random - true (epochs) "
-            "| noise (epochs) | seeds |", "|---|---|---|---|---|---|---|---|"]
+            ": the small Inception's steps to fit (99.9%) each of Figure "
+            "1a's randomizations on n training examples, the rest of the cpu "
+            "scale unchanged.", "",
+            "| n | steps per epoch | " + " | ".join(
+                n.replace("_", " ") for n in names)
+            + " | random / true | random - true (epochs) | noise (epochs) "
+            "| order | seeds |", "|---" * (len(names) + 7) + "|"]
   sizes = report.figure1a_scale(scale_rows)
   for r in sizes:
     cells = []
-    for name in ("true_labels", "random_labels"):
-      m = r[name]
-      cells.append("not fitted" if math.isinf(m["mean"]) else
-                   f"{m['mean']:.0f}" + (f" ± {m['sd']:.0f}" if m["sd"]
-                                         else ""))
-    seeds = min(r["true_labels"]["seeds"], r["random_labels"]["seeds"])
-    lines.append(f"| {r['n']} | {r['steps_per_epoch']} | {cells[0]} | "
-                 f"{cells[1]} | "
+    for name in names:
+      m = r.get(name)
+      cells.append("" if m is None else "not fitted" if math.isinf(
+          m["mean"]) else f"{m['mean']:.0f}" + (f" ± {m['sd']:.0f}"
+                                                 if m["sd"] else ""))
+    counts = sorted(r[name]["seeds"] for name in names if name in r)
+    seeds = (f"{counts[0]}" if counts[0] == counts[-1]
+             else f"{counts[0]}-{counts[-1]}")
+    order = {None: "not all run", True: "yes", False: "no"}[r["order"]]
+    lines.append(f"| {r['n']} | {r['steps_per_epoch']} | "
+                 + " | ".join(cells) + " | "
                  f"{r['random_labels']['mean'] / r['true_labels']['mean']:.2f}"
-                 f" | {r['margin']:+.1f} | {r['noise']:.1f} | {seeds} |")
+                 f" | {r['margin']:+.1f} | {r['noise']:.1f} | {order} | "
+                 f"{seeds} |")
   running = sorted({f"n = {r['n']} {r['randomization'].replace('_', ' ')} "
                     f"(seed {r['seed']}, {r['epochs']}/{r['num_epochs']} "
                     "epochs)" for r in scale_rows if r["status"] == "partial"})
   if running:
     lines += ["", "Still training: " + ", ".join(running) + "."]
-  lines += ["", "Noise: the larger of one epoch (steps to fit are measured "
-            "once an epoch) and twice the larger standard deviation over "
-            "seeds.", "", _probe_verdict_figure1a(sizes)]
+  lines += ["", "Steps to fit: mean ± standard deviation over the seeds. "
+            "Noise: the larger of one epoch (steps to fit are measured once "
+            "an epoch) and twice the largest standard deviation over seeds. "
+            "Order: whether true labels are fitted fastest and random labels "
+            "slowest of all five, each by more than the noise (Figure 1a).",
+            "", _probe_verdict_figure1a(sizes)]
   no_bn = probes["probe_no_bn_schedule"]
   lines += ["", "### The BatchNorm-free Inception's schedule", "",
             "`python experiments/paper.py --experiments=probe_no_bn_schedule`"
@@ -416,16 +427,29 @@ def _probe_verdict_figure1a(sizes) -> str:
   """Whether the probed sizes show Figure 1a's order beyond the noise."""
   command = ("`python experiments/paper.py --scale=paper "
              "--experiments=figure1a`")
-  shown = [r["n"] for r in sizes if r["shown"]]
   done = [r["n"] for r in sizes]
-  if shown:
-    return (f"Random labels take longer than true labels beyond the noise "
-            f"from n = {shown[0]} on (sizes finished: {done}); Figure 1a's "
-            f"rows and Figures 1b-1c's Inception points here are at n = "
-            f"{suite.FIGURE1_INCEPTION_EXAMPLES}.")
-  return (f"At none of the sizes finished ({done}) do random labels take "
-          "longer than true labels beyond the noise; the order is for the "
-          f"paper scale to show: {command}.")
+  shown = [r["n"] for r in sizes if r["shown"]]
+  whole = [r["n"] for r in sizes if r["order"]]
+  unknown = [r["n"] for r in sizes if r["order"] is None]
+  parts = [f"Sizes finished: {done}."]
+  parts.append(f"Random labels take longer than true labels beyond the noise "
+               f"from n = {shown[0]} on." if shown else
+               "At none of them do random labels take longer than true "
+               "labels beyond the noise.")
+  if whole:
+    parts.append(f"The whole order (true labels fastest, random labels "
+                 f"slowest) holds from n = {whole[0]} on.")
+  else:
+    parts.append("The whole order (true labels fastest, random labels "
+                 "slowest) holds at none of "
+                 + ("the sizes with all five run" if len(unknown) < len(done)
+                    else "them: not all five randomizations are run")
+                 + (f" (not all run at n = {unknown})" if unknown and
+                    len(unknown) < len(done) else "")
+                 + f"; it is for the paper scale to show: {command}.")
+  parts.append(f"Figure 1a's rows and Figures 1b-1c's Inception points here "
+               f"are at n = {suite.FIGURE1_INCEPTION_EXAMPLES}.")
+  return " ".join(parts)
 
 
 def _probe_verdict_no_bn(rows) -> str:

@@ -193,6 +193,34 @@ def test_the_size_probe_counts_the_order_only_beyond_the_noise():
   assert rows[1]["random_labels"]["seeds"] == 2
   # A run that never fits is slower than any that does.
   assert rows[2]["random_labels"]["mean"] == float("inf") and rows[2]["shown"]
+  # The whole order needs all five randomizations.
+  assert [r["order"] for r in rows] == [None, None, None]
+
+
+def test_the_size_probe_checks_figure1a_whole_order():
+  from rethink_jax.experiments import report
+  probe = lambda n, name, steps: dict(  # noqa: E731
+      n=n, randomization=name, steps_to_fit=steps, seed=0, status="done",
+      steps_per_epoch=n // 128)
+  between = lambda n, steps: [  # noqa: E731
+      probe(n, name, steps) for name in
+      ("shuffled_pixels", "random_pixels", "gaussian")]
+  rows = report.figure1a_scale(
+      [probe(2048, "true_labels", 272), probe(2048, "random_labels", 304),
+       *between(2048, 160),
+       probe(4096, "true_labels", 480), probe(4096, "random_labels", 736),
+       *between(4096, 640),
+       # Gaussian 32 steps after true labels: within one epoch (64 steps).
+       probe(8192, "true_labels", 960), probe(8192, "random_labels", 1600),
+       *between(8192, 1200)[:2], probe(8192, "gaussian", 992)])
+  assert [r["order"] for r in rows] == [False, True, False]
+  assert all(r["shown"] for r in rows)
+  probes = {"probe_figure1a_scale": [
+      probe(4096, "true_labels", 480), probe(4096, "random_labels", 736),
+      *between(4096, 640)]}
+  assert claims.figure1a_probe_text(probes["probe_figure1a_scale"]).endswith(
+      "4096: 1.53 (+8.0 epochs against noise 1.0, 1 seed; whole order "
+      "holds)")
 
 
 def test_regularizer_effects_count_beyond_the_larger_noise():

@@ -432,9 +432,11 @@ def figure1a_probe_text(probe_rows: Sequence[dict[str, Any]]) -> str:
   for r in report.figure1a_scale(list(probe_rows)):
     seeds = min(r["true_labels"]["seeds"], r["random_labels"]["seeds"])
     ratio = r["random_labels"]["mean"] / r["true_labels"]["mean"]
+    order = {None: "", True: "; whole order holds",
+             False: "; whole order does not hold"}[r["order"]]
     parts.append(f"{r['n']}: {ratio:.2f} ({r['margin']:+.1f} epochs against "
                  f"noise {r['noise']:.1f}, {seeds} seed"
-                 f"{'s' if seeds > 1 else ''})")
+                 f"{'s' if seeds > 1 else ''}{order})")
   if not parts:
     return ""
   return ("random / true labels' steps to fit against the training set size "

@@ -326,10 +326,13 @@ def figure1a_scale(probe_rows: list[dict[str, Any]]
   """Figure 1a's order per probed training-set size, over the seeds run.
 
   Per n with a finished true- and random-label run: the mean and standard
-  deviation of each one's steps to fit (``inf`` if a seed never fitted), the
-  random minus true labels' mean in epochs (``margin``), and ``shown``:
-  whether that exceeds the noise, the larger of one epoch (steps to fit are
-  measured once an epoch) and twice the larger standard deviation.
+  deviation of each randomization's steps to fit (``inf`` if a seed never
+  fitted), the random minus true labels' mean in epochs (``margin``) and the
+  noise, the larger of one epoch (steps to fit are measured once an epoch)
+  and twice the largest standard deviation. ``shown``: random labels take
+  longer than true labels beyond the noise. ``order``: Figure 1a's whole
+  order beyond the noise, true labels fastest and random labels slowest of
+  all :data:`suite.FIGURE1A_RANDOMIZATIONS` (None until all are finished).
   """
   by_n: dict[int, dict[str, list[dict[str, Any]]]] = {}
   for r in probe_rows:
@@ -347,11 +350,19 @@ def figure1a_scale(probe_rows: list[dict[str, Any]]
       row[name] = dict(mean=statistics.fmean(steps), seeds=len(steps),
                        sd=statistics.stdev(steps) if len(steps) > 1 and
                        all(map(math.isfinite, steps)) else None)
-    true, rand = row["true_labels"], row["random_labels"]
-    row["margin"] = (rand["mean"] - true["mean"]) / per_epoch
-    row["noise"] = max(1.0, 2 * max(true["sd"] or 0.0, rand["sd"] or 0.0)
+    means = {name: row[name]["mean"] for name in runs}
+    true, rand = means["true_labels"], means["random_labels"]
+    row["margin"] = (rand - true) / per_epoch
+    row["noise"] = max(1.0, 2 * max(row[name]["sd"] or 0.0 for name in runs)
                        / per_epoch)
     row["shown"] = row["margin"] > row["noise"]
+    noise = row["noise"] * per_epoch
+    row["order"] = (all(means[k] - true > noise for k in means
+                        if k != "true_labels")
+                    and all(rand - means[k] > noise for k in means
+                            if k != "random_labels")
+                    if set(suite.FIGURE1A_RANDOMIZATIONS) <= set(runs)
+                    else None)
     out.append(row)
   return out
 

@@ -389,13 +389,14 @@ def per_paper_epoch(factor: float, train_examples: int) -> float:
 
 def probe_figure1a_scale(scale: str, seeds: int = 1) -> list[Entry]:
   """Figure 1a's order against the training set size: the small Inception's
-  steps to fit true and random labels at n = :data:`PROBE_SIZES`."""
+  steps to fit each of :data:`FIGURE1A_RANDOMIZATIONS` at n =
+  :data:`PROBE_SIZES`."""
   _cpu_only(scale, "probe_figure1a_scale")
   return [Entry("probe_figure1a_scale",
                 dict(n=n, randomization=name, seed=s),
                 base_config("inception", scale, s, randomization=name,
                             train_examples=n))
-          for n in PROBE_SIZES for name in ("true_labels", "random_labels")
+          for n in PROBE_SIZES for name in FIGURE1A_RANDOMIZATIONS
           for s in range(seeds)]
 
 
