@@ -375,11 +375,13 @@ def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
     seeds = (f"{counts[0]}" if counts[0] == counts[-1]
              else f"{counts[0]}-{counts[-1]}")
     order = {None: "not all run", True: "yes", False: "no"}[r["order"]]
+    rand = r.get("random_labels")
+    ratio = ("" if rand is None else
+             f"{rand['mean'] / r['true_labels']['mean']:.2f}")
+    margin = "" if r["margin"] is None else f"{r['margin']:+.1f}"
     lines.append(f"| {r['n']} | {r['steps_per_epoch']} | "
-                 + " | ".join(cells) + " | "
-                 f"{r['random_labels']['mean'] / r['true_labels']['mean']:.2f}"
-                 f" | {r['margin']:+.1f} | {r['noise']:.1f} | {order} | "
-                 f"{seeds} |")
+                 + " | ".join(cells) + f" | {ratio} | {margin} | "
+                 f"{r['noise']:.1f} | {order} | {seeds} |")
   running = sorted({f"n = {r['n']} {r['randomization'].replace('_', ' ')} "
                     f"(seed {r['seed']}, {r['epochs']}/{r['num_epochs']} "
                     "epochs)" for r in scale_rows if r["status"] == "partial"})
@@ -389,7 +391,9 @@ def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
             "Noise: the larger of one epoch (steps to fit are measured once "
             "an epoch) and twice the largest standard deviation over seeds. "
             "Order: whether true labels are fitted fastest and random labels "
-            "slowest of all five, each by more than the noise (Figure 1a).",
+            "slowest of all five, each by more than the noise (Figure 1a); "
+            "one finished run faster than true labels beyond the noise "
+            "already breaks it.",
             "", _probe_verdict_figure1a(sizes)]
   no_bn = probes["probe_no_bn_schedule"]
   lines += ["", "### The BatchNorm-free Inception's schedule", "",
@@ -431,22 +435,31 @@ def _probe_verdict_figure1a(sizes) -> str:
   shown = [r["n"] for r in sizes if r["shown"]]
   whole = [r["n"] for r in sizes if r["order"]]
   unknown = [r["n"] for r in sizes if r["order"] is None]
-  parts = [f"Sizes finished: {done}."]
+  parts = [f"Sizes with true labels finished: {done}."]
   parts.append(f"Random labels take longer than true labels beyond the noise "
                f"from n = {shown[0]} on." if shown else
                "At none of them do random labels take longer than true "
                "labels beyond the noise.")
+  decided = [r["n"] for r in sizes if r["order"] is not None]
   if whole:
     parts.append(f"The whole order (true labels fastest, random labels "
                  f"slowest) holds from n = {whole[0]} on.")
   else:
+    faster = "; ".join(
+        f"at n = {r['n']}, " + ", ".join(
+            f"{k.replace('_', ' ')} ({r[k]['mean']:.0f})"
+            for k in r["faster_than_true"])
+        + f" against true labels' {r['true_labels']['mean']:.0f}"
+        for r in sizes if r["faster_than_true"])
     parts.append("The whole order (true labels fastest, random labels "
                  "slowest) holds at none of "
-                 + ("the sizes with all five run" if len(unknown) < len(done)
+                 + (f"the sizes where it is decided, {decided}" if decided
                     else "them: not all five randomizations are run")
-                 + (f" (not all run at n = {unknown})" if unknown and
-                    len(unknown) < len(done) else "")
-                 + f"; it is for the paper scale to show: {command}.")
+                 + (f" (steps to fit faster than true labels beyond the "
+                    f"noise: {faster})" if faster else "")
+                 + (f"; n = {unknown} still to decide" if unknown and decided
+                    else "")
+                 + f". It is for the paper scale to show: {command}.")
   parts.append(f"Figure 1a's rows and Figures 1b-1c's Inception points here "
                f"are at n = {suite.FIGURE1_INCEPTION_EXAMPLES}.")
   return " ".join(parts)

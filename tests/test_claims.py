@@ -215,6 +215,20 @@ def test_the_size_probe_checks_figure1a_whole_order():
        *between(8192, 1200)[:2], probe(8192, "gaussian", 992)])
   assert [r["order"] for r in rows] == [False, True, False]
   assert all(r["shown"] for r in rows)
+  assert rows[0]["faster_than_true"] == ["shuffled_pixels", "random_pixels",
+                                         "gaussian"]
+  assert [r["faster_than_true"] for r in rows[1:]] == [[], []]
+  # One run faster than true labels beyond the noise decides it before the
+  # rest (random labels included) are run; one within the noise does not.
+  early = report.figure1a_scale(
+      [probe(8192, "true_labels", 960), probe(8192, "gaussian", 832),
+       probe(16384, "true_labels", 1920), probe(16384, "gaussian", 1856)])
+  assert [(r["order"], r["margin"], r["shown"]) for r in early] == [
+      (False, None, None), (None, None, None)]
+  assert claims.figure1a_probe_text(
+      [probe(8192, "true_labels", 960), probe(8192, "gaussian", 832)]
+  ).endswith("(probe): 8192: whole order does not hold (random labels not "
+             "run)")
   probes = {"probe_figure1a_scale": [
       probe(4096, "true_labels", 480), probe(4096, "random_labels", 736),
       *between(4096, 640)]}

@@ -430,6 +430,11 @@ def figure1a_probe_text(probe_rows: Sequence[dict[str, Any]]) -> str:
   """What the training-set-size probe shows of Figure 1a's order."""
   parts = []
   for r in report.figure1a_scale(list(probe_rows)):
+    if r["margin"] is None:
+      if r["order"] is False:
+        parts.append(f"{r['n']}: whole order does not hold (random labels "
+                     "not run)")
+      continue
     seeds = min(r["true_labels"]["seeds"], r["random_labels"]["seeds"])
     ratio = r["random_labels"]["mean"] / r["true_labels"]["mean"]
     order = {None: "", True: "; whole order holds",

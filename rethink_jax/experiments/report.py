@@ -325,14 +325,18 @@ def figure1a_scale(probe_rows: list[dict[str, Any]]
                    ) -> list[dict[str, Any]]:
   """Figure 1a's order per probed training-set size, over the seeds run.
 
-  Per n with a finished true- and random-label run: the mean and standard
-  deviation of each randomization's steps to fit (``inf`` if a seed never
-  fitted), the random minus true labels' mean in epochs (``margin``) and the
-  noise, the larger of one epoch (steps to fit are measured once an epoch)
-  and twice the largest standard deviation. ``shown``: random labels take
-  longer than true labels beyond the noise. ``order``: Figure 1a's whole
+  Per n with a finished true-label run: the mean and standard deviation of
+  each finished randomization's steps to fit (``inf`` if a seed never
+  fitted) and the noise, the larger of one epoch (steps to fit are measured
+  once an epoch) and twice the largest standard deviation. With random
+  labels finished too: their mean minus the true labels' in epochs
+  (``margin``) and ``shown``, whether random labels take longer than true
+  labels beyond the noise (else both None). ``faster_than_true``: the
+  randomizations fitted faster than true labels beyond the noise. ``order``: Figure 1a's whole
   order beyond the noise, true labels fastest and random labels slowest of
-  all :data:`suite.FIGURE1A_RANDOMIZATIONS` (None until all are finished).
+  all :data:`suite.FIGURE1A_RANDOMIZATIONS`; False as soon as a finished run
+  breaks it (one faster than true labels, or slower than random labels,
+  beyond the noise), None while unfinished runs could still decide it.
   """
   by_n: dict[int, dict[str, list[dict[str, Any]]]] = {}
   for r in probe_rows:
@@ -340,7 +344,7 @@ def figure1a_scale(probe_rows: list[dict[str, Any]]
       by_n.setdefault(r["n"], {}).setdefault(r["randomization"], []).append(r)
   out = []
   for n, runs in sorted(by_n.items()):
-    if not {"true_labels", "random_labels"} <= set(runs):
+    if "true_labels" not in runs:
       continue
     per_epoch = runs["true_labels"][0]["steps_per_epoch"]
     row: dict[str, Any] = dict(n=n, steps_per_epoch=per_epoch)
@@ -351,18 +355,25 @@ def figure1a_scale(probe_rows: list[dict[str, Any]]
                        sd=statistics.stdev(steps) if len(steps) > 1 and
                        all(map(math.isfinite, steps)) else None)
     means = {name: row[name]["mean"] for name in runs}
-    true, rand = means["true_labels"], means["random_labels"]
-    row["margin"] = (rand - true) / per_epoch
+    true, rand = means["true_labels"], means.get("random_labels")
     row["noise"] = max(1.0, 2 * max(row[name]["sd"] or 0.0 for name in runs)
                        / per_epoch)
-    row["shown"] = row["margin"] > row["noise"]
     noise = row["noise"] * per_epoch
-    row["order"] = (all(means[k] - true > noise for k in means
-                        if k != "true_labels")
-                    and all(rand - means[k] > noise for k in means
-                            if k != "random_labels")
-                    if set(suite.FIGURE1A_RANDOMIZATIONS) <= set(runs)
-                    else None)
+    row["margin"] = None if rand is None else (rand - true) / per_epoch
+    row["shown"] = None if rand is None else row["margin"] > row["noise"]
+    row["faster_than_true"] = [k for k, m in means.items()
+                               if true - m > noise]
+    broken = bool(row["faster_than_true"]) or (
+        rand is not None and any(m - rand > noise for m in means.values()))
+    if broken:
+      row["order"] = False
+    elif set(suite.FIGURE1A_RANDOMIZATIONS) <= set(runs):
+      row["order"] = (all(m - true > noise for k, m in means.items()
+                          if k != "true_labels") and
+                      all(rand - m > noise for k, m in means.items()
+                          if k != "random_labels"))
+    else:
+      row["order"] = None
     out.append(row)
   return out
 

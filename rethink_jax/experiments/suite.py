@@ -375,7 +375,7 @@ EXPERIMENTS: dict[str, Callable[..., list[Entry]]] = {
 # Probes: runs that choose the cpu scale by measurement (they are not the
 # paper's rows, so the suite does not run them unless named). Their runs live
 # beside the suite's, so a probed setting the suite adopts is the same run.
-PROBE_SIZES = (1024, 2048, 4096)
+PROBE_SIZES = (1024, 2048, 4096, 8192)
 PROBE_EPOCHS = 80
 # Steps per epoch of the paper's full training set at batch 128.
 PAPER_STEPS_PER_EPOCH = CIFAR10_TRAIN // 128
