@@ -450,8 +450,11 @@ def figure1a_probe_text(probe_rows: Sequence[dict[str, Any]]) -> str:
 
 def no_bn_probe_text(probe_rows: Sequence[dict[str, Any]]) -> str:
   """What the BatchNorm-free schedule probe reached."""
-  parts = [f"{r['schedule']}: {r['best_train']:.1f}% after {r['epochs']} "
-           "epochs" for r in probe_rows if r.get("best_train") is not None]
+  parts = [f"{r['schedule']}"
+           + (", random labels" if r["randomization"] == "random_labels"
+              else "")
+           + f": {r['best_train']:.1f}% after {r['epochs']} epochs"
+           for r in probe_rows if r.get("best_train") is not None]
   if not parts:
     return ""
   return "best training accuracy of each probed setting: " + ", ".join(parts)

@@ -434,15 +434,31 @@ def no_bn_config(scale: str, seed: int, schedule: str, **kwargs: Any
   return c
 
 
+# The setting trained on until it fits (at most this many epochs, the others
+# PROBE_EPOCHS), on true and on random labels: how long the BatchNorm-free
+# Inception takes to fit here, which decides whether its rows can.
+NO_BN_LONG = ("he_init_lr0.01_per_paper_epoch", 300)
+
+
 def probe_no_bn_schedule(scale: str, seeds: int = 1) -> list[Entry]:
   """The BatchNorm-free Inception on true labels under each setting of
   :data:`NO_BN_SCHEDULES`, for :data:`PROBE_EPOCHS` epochs at most (the
-  suite's own setting keeps the suite's cap: it is the suite's run)."""
+  suite's own setting keeps the suite's cap: it is the suite's run), and
+  :data:`NO_BN_LONG`'s setting on true and random labels to its cap."""
   _cpu_only(scale, "probe_no_bn_schedule")
-  return [Entry("probe_no_bn_schedule", dict(schedule=name, seed=s),
-                no_bn_config(scale, s, name, num_epochs=(
-                    None if name == NO_BN_SCHEDULES[0][0] else PROBE_EPOCHS)))
-          for name, _, _, _ in NO_BN_SCHEDULES for s in range(seeds)]
+  long_name, long_epochs = NO_BN_LONG
+  out = []
+  for name, _, _, _ in NO_BN_SCHEDULES:
+    labels = (("true_labels", "random_labels") if name == long_name
+              else ("true_labels",))
+    epochs = (None if name == NO_BN_SCHEDULES[0][0] else
+              long_epochs if name == long_name else PROBE_EPOCHS)
+    out += [Entry("probe_no_bn_schedule",
+                  dict(schedule=name, randomization=randomization, seed=s),
+                  no_bn_config(scale, s, name, num_epochs=epochs,
+                               randomization=randomization))
+            for randomization in labels for s in range(seeds)]
+  return out
 
 
 def _cpu_only(scale: str, probe: str) -> None:
