@@ -105,12 +105,49 @@ def test_scales_follow_the_protocol():
   for e in suite.entries([], "cpu"):
     if e.config.model == "inception_v3":  # batch 32 on one host, probed
       assert e.config.learning_rate == suite.CPU_IMAGENET_LEARNING_RATE
+    elif e.config.model == "inception_no_bn":  # probed, see below
+      assert e.config.learning_rate == 0.01
     else:
       assert e.config.learning_rate is None  # The paper's rate per model.
   for e in suite.entries(["table2"], "paper"):
     assert (e.config.dataset, e.config.image_size) == ("imagenet2012", 299)
     assert e.config.learning_rate is None
     config_lib.validate(e.config)
+
+
+def test_batch_norm_free_rows_train_with_the_probed_setting_that_fits():
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  rows = {e.row["random_labels"]: e.config for e in suite.table1("cpu")
+          if e.config.model == "inception_no_bn" and
+          not e.row["weight_decay"]}
+  long_name, cap = suite.NO_BN_LONG
+  probed = {e.row["randomization"] == "random_labels": e.config
+            for e in suite.probe_no_bn_schedule("cpu")
+            if e.row["schedule"] == long_name}
+  for random_labels, config in rows.items():
+    # Table 1's rows (and Figure 2b's) are the probe's runs ...
+    assert sweep.run_name(config) == sweep.run_name(probed[random_labels])
+    assert config.num_epochs == cap
+    assert (config.learning_rate, config.kernel_init) == (0.01, "he_normal")
+    # x0.95 per 390 steps: 8 steps a pass over 1,024 examples.
+    assert config.lr_decay_factor ** (390 / 8) == pytest.approx(0.95,
+                                                                rel=0.01)
+    # ... which fitted within the cap (the committed results).
+    with open(os.path.join(repo, sweep.workdir("results/runs/cpu", config),
+                           "summary.json")) as f:
+      summary = json.load(f)
+    assert summary["stopped"] == "fitted", random_labels
+    assert summary["fitted_epoch"] <= cap
+  # At the paper scale the same rate and init, x0.95 per (paper) epoch.
+  full = suite.base_config("inception_no_bn", "paper", 0)
+  assert (full.learning_rate, full.kernel_init) == (0.01, "he_normal")
+  assert full.lr_decay_factor == pytest.approx(0.95)
+  # The other probed settings keep their own rate and init (and run names).
+  for name, lr, per_paper_epoch, init in suite.NO_BN_SCHEDULES:
+    c = suite.no_bn_config("cpu", 0, name)
+    assert (c.learning_rate, c.kernel_init) == (lr, init)
+    assert c.lr_decay_factor == pytest.approx(
+        0.95 ** (8 / 390) if per_paper_epoch else 0.95, rel=1e-3)
 
 
 def _first_fitted_epoch(path, threshold):
