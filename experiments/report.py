@@ -289,7 +289,10 @@ def _scale_text(scale) -> list[str]:
            "the convolutional models on fixed random subsets, randomized "
            "exactly as in the full data set, with the rate x0.95 per pass "
            "over the subset and BatchNorm's running averages at momentum "
-           f"{suite.CPU_BN_MOMENTUM} (an epoch is only a few steps); "
+           f"{suite.CPU_BN_MOMENTUM} (an epoch is only a few steps), except "
+           "the Inception without BatchNorm, which trains with "
+           f"{suite.NO_BN_SETTING} (kernel init, lr, x0.95 per 390 steps, "
+           "the paper's epoch) at both scales (the probe below); "
            f"{stop}. Why: `rethink_jax/experiments/suite.py`, "
            "`results/cpu_scale_probe/`, docs/ambiguities.md.", "",
            "| model | train examples | test examples | epochs (cap) |",
