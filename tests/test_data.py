@@ -4,6 +4,8 @@ import io
 import os
 import shutil
 import tarfile
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -255,6 +257,47 @@ def test_failed_preparation_leaves_nothing_trusted(tmp_path, empty_data_dir,
   offline = tfds.builder("cifar10_jpeg", data_dir=str(empty_data_dir))
   assert not offline.is_prepared()
   assert not (empty_data_dir / "cifar10_jpeg" / "1.0.0").exists()
+
+
+class _MovedIntoPlace:
+  """A builder that prepares as tfds does: work, then move the folder in."""
+
+  name = "toy"
+
+  def __init__(self, root, prepared_by):
+    self.data_dir = str(root / "toy" / "1.0.0")
+    self.prepared_by = prepared_by
+
+  def is_prepared(self):
+    return os.path.isdir(self.data_dir)
+
+  def download_and_prepare(self, **_):
+    self.prepared_by.append(threading.get_ident())
+    time.sleep(0.3)
+    os.makedirs(self.data_dir)  # FileExistsError for a second preparer
+
+
+def test_loaders_started_together_prepare_once(tmp_path):
+  """Two loaders of one unprepared data set: one prepares, one waits."""
+  prepared_by, errors = [], []
+  start = threading.Barrier(2)
+
+  def load():
+    try:
+      make = lambda: _MovedIntoPlace(tmp_path, prepared_by)  # noqa: E731
+      builder = make()
+      start.wait()
+      assert data._prepare_once(builder, make).is_prepared()  # pylint: disable=protected-access
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(e)
+
+  threads = [threading.Thread(target=load) for _ in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert not errors, errors
+  assert len(prepared_by) == 1
 
 
 def test_corrupt_idx_payload_is_rejected(tmp_path):

@@ -25,7 +25,9 @@ Where the data comes from (``source``):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import pathlib
 import socket
@@ -173,6 +175,41 @@ def _prepare(builder, manual_dir=None) -> None:
         f"free space.") from e
 
 
+@contextlib.contextmanager
+def _one_preparer(builder):
+  """Lets one process at a time prepare ``builder``'s data set.
+
+  Processes that load the same unprepared data set at once (the processes
+  of a multi-host run on one disk, parallel test workers) would each write
+  it and clash when they move it into place; with this lock the others wait
+  and then find it prepared. Where the lock file cannot be made the
+  preparation goes on unlocked and reports its own error.
+  """
+  folder = pathlib.Path(builder.data_dir).parent
+  try:
+    folder.mkdir(parents=True, exist_ok=True)
+    file = open(folder / f".{pathlib.Path(builder.data_dir).name}.lock", "a")
+  except OSError:
+    yield
+    return
+  with file:
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+    yield
+
+
+def _prepare_once(builder, make_builder, manual_dir=None):
+  """Prepares the unprepared ``builder`` under :func:`_one_preparer`.
+
+  Returns a builder made anew by ``make_builder()`` once the lock is held
+  (another process may have prepared the data meanwhile).
+  """
+  with _one_preparer(builder):
+    builder = make_builder()
+    if not builder.is_prepared():
+      _prepare(builder, manual_dir=manual_dir)
+  return builder
+
+
 def _reachable(host: str, timeout: float = 5.0) -> bool:
   """Whether a TCP connection to ``host:443`` opens within ``timeout``."""
   result = []
@@ -234,11 +271,12 @@ def builder(name: str, *, data_dir=None, source: str = "auto",
     if offline_dir is None:
       raise DataError(_missing_offline_files(name, source_dir))
     offline = _offline_builder(name, data_dir)
-    if not offline.is_prepared():
-      if not prepare:
-        raise DataError(f"{name} is not prepared in {offline.data_dir}.")
-      _prepare(offline, manual_dir=offline_dir)
-    return offline
+    if offline.is_prepared():
+      return offline
+    if not prepare:
+      raise DataError(f"{name} is not prepared in {offline.data_dir}.")
+    return _prepare_once(offline, lambda: _offline_builder(name, data_dir),
+                         manual_dir=offline_dir)
 
   canonical = tfds.builder(spec.tfds_name, data_dir=data_dir)
   if not canonical.is_prepared():
@@ -258,7 +296,8 @@ def builder(name: str, *, data_dir=None, source: str = "auto",
           f"{name} is not prepared in {canonical.data_dir} and its download "
           f"host {spec.download_host} cannot be reached.{offline}")
     try:
-      _prepare(canonical)
+      canonical = _prepare_once(
+          canonical, lambda: tfds.builder(spec.tfds_name, data_dir=data_dir))
     except Exception as e:  # pylint: disable=broad-except
       hint = (f" Offline, set {spec.offline_env} to the folder with "
               f"{spec.offline_files[0]}." if spec.offline_builder else "")
