@@ -120,22 +120,40 @@ def tiny_config(**changes):
   return c
 
 
+@pytest.fixture(scope="session")
+def _compilation_cache_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("jax_cache"))
+
+
 @pytest.fixture(scope="module")
-def persistent_compilation_cache(tmp_path_factory):
+def persistent_compilation_cache(_compilation_cache_dir):
   """A persistent compilation cache for one test module (then restored).
 
-  Modules that run the same training program many times (resume, faults)
-  use it so that the program is compiled once.
+  Modules that run the same training program many times (resume, faults,
+  killed and restarted subprocesses) use it so that each program is
+  compiled once per test session: the cache folder is shared by all of
+  them, and the subprocesses they start inherit it through the environment.
   """
   names = ("jax_compilation_cache_dir",
            "jax_persistent_cache_min_compile_time_secs")
   old = {name: getattr(jax.config, name) for name in names}
-  jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
+  jax.config.update(names[0], _compilation_cache_dir)
   jax.config.update(names[1], 0)
+  # The same for the subprocesses a test starts: JAX reads these variables
+  # (and the command line of rethink_jax.cli keeps a configured cache).
+  env = {"JAX_COMPILATION_CACHE_DIR": _compilation_cache_dir,
+         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+  old_env = {name: os.environ.get(name) for name in env}
+  os.environ.update(env)
   compilation_cache.reset_cache()
   yield
   for name, value in old.items():
     jax.config.update(name, value)
+  for name, value in old_env.items():
+    if value is None:
+      os.environ.pop(name, None)
+    else:
+      os.environ[name] = value
   compilation_cache.reset_cache()
 
 
