@@ -29,7 +29,9 @@ pytestmark = pytest.mark.usefixtures("persistent_compilation_cache")
 
 
 def data(n=128):
-  return synthetic(n, 4), synthetic(32, 5, split="test")
+  """Small gray 28 x 28 images: the runs' steps, not their size, are tested."""
+  return (synthetic(n, 4, shape=(28, 28, 1)),
+          synthetic(32, 5, shape=(28, 28, 1), split="test"))
 
 
 def ablation(**common):

@@ -163,8 +163,10 @@ KILLABLE_RUN = textwrap.dedent("""
 
 
 def killable_data():
-  """Enough steps per epoch (256) for a kill to land inside an epoch."""
-  return synthetic(4096, 2), synthetic(64, 3, split="test")
+  """Enough steps per epoch (256) for a kill to land inside an epoch, on
+  small gray 28 x 28 images so that each step is cheap."""
+  return (synthetic(4096, 2, shape=(28, 28, 1)),
+          synthetic(64, 3, shape=(28, 28, 1), split="test"))
 
 
 def log_lines(workdir):
