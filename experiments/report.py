@@ -574,8 +574,9 @@ def _noise_text(rows) -> str:
                      for n in sizes)
   return ("Test accuracies are measured on finite test sets: at 50% "
           "accuracy the standard error is " + errors + " images (sqrt(a (1 - "
-          "a) / n)); the claims below count a difference within two "
-          "standard errors as noise.")
+          "a) / n)); the claims below count a regularizer's effect as noise "
+          "when it is within the larger of two standard errors and twice "
+          "the seeds' standard deviation of either row.")
 
 
 def _best_is_final_text(rows) -> str:

@@ -147,7 +147,15 @@ def test_table2_regularizers_count_beyond_noise_only():
                     table2_row(40.0, weight_decay=True)]
   claim = claims.imagenet_regularizers_help(rows, classes=10)
   assert claim.verdict == claims.PARTLY
-  assert "data aug: 29.00% (-1.00, within noise)" in claim.evidence
+  assert ("data aug: 29.00% (-1.00 points, noise 4.1, within it)"
+          in claim.evidence)
+  assert "weight decay: 40.00% (+10.00 points, noise 4.1, beyond it)" in (
+      claim.evidence)
+  # A seeds' spread larger than the standard error widens the noise.
+  rows["table2"][2]["spread"] = dict(test_top1=6.0)
+  claim = claims.imagenet_regularizers_help(rows, classes=10)
+  assert "(+10.00 points, noise 12.0, within it)" in claim.evidence
+  assert claim.verdict == claims.FAILS
   assert [c.key for c in claims.check(rows, "cpu")][-2:] == [
       "imagenet_regularizers_help", "imagenet_random_labels"]
 

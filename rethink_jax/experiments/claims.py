@@ -13,9 +13,10 @@ scale and the numbers behind it. Verdicts:
 "Fitted" is the suite's fitting rule (``suite.FIT_THRESHOLD``), or the
 paper's own training accuracy for the row where that is lower; "at chance"
 is within three standard errors of 1 / classes on the test set's size; a
-difference smaller than two standard errors of the test set is "within
-noise" (the standard error of an accuracy a on n images is
-sqrt(a (1 - a) / n)).
+regularizer's effect is "within noise" when it is no larger than the larger
+of two standard errors of the test set (the standard error of an accuracy a
+on n images is sqrt(a (1 - a) / n)) and twice the seeds' standard deviation
+of either row.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ def standard_error(accuracy_pct: float, n: int) -> float:
   """Standard error, in points, of an accuracy (in %) measured on n images."""
   a = min(max(accuracy_pct / 100.0, 0.0), 1.0)
   return 100.0 * math.sqrt(a * (1.0 - a) / n)
+
+
+def effect_noise(row: dict[str, Any], base: dict[str, Any], key: str) -> float:
+  """The noise, in points, against which ``row``'s effect over ``base`` on
+  the test metric ``key`` counts: the larger of two standard errors of the
+  base's test set and twice the seeds' spread of either row."""
+  spread = max(((r.get("spread") or {}).get(key) or 0.0) for r in (row, base))
+  return max(2 * standard_error(base["measured"][key], base["test_examples"]),
+             2 * spread)
 
 
 def fit_pct() -> float:
@@ -132,9 +142,8 @@ def true_labels_generalize(rows: Rows) -> Claim:
 def regularizer_effects(rows: Rows) -> Claim:
   """Table 1: random crop and weight decay raise test accuracy a little.
 
-  Each regularized true-label row against the same model's plain row; the
-  noise is the larger of two standard errors of the test set and twice the
-  seeds' spread of either row.
+  Each regularized true-label row against the same model's plain row,
+  counted only beyond :func:`effect_noise`.
   """
   good: list[str] = []
   bad: list[str] = []
@@ -150,10 +159,7 @@ def regularizer_effects(rows: Rows) -> Claim:
         n for n, on in (("crop", r["random_crop"]),
                         ("weight decay", r["weight_decay"])) if on))
     gap = r["measured"]["test"] - base["measured"]["test"]
-    spread = max(((x.get("spread") or {}).get("test") or 0.0)
-                 for x in (r, base))
-    noise = max(2 * standard_error(base["measured"]["test"],
-                                   base["test_examples"]), 2 * spread)
+    noise = effect_noise(r, base, "test")
     beyond = abs(gap) > noise
     (good if beyond and gap > 0 else bad).append(name)
     notes.append(f"{name}: {gap:+.2f} points (noise {noise:.1f}, "
@@ -367,7 +373,11 @@ def _switch_text(row: dict[str, Any]) -> str:
 
 def imagenet_regularizers_help(rows: Rows, classes: int) -> Claim:
   """Table 2 / Figure 2a: regularizers raise test accuracy, and without
-  them Inception V3 still generalizes."""
+  them Inception V3 still generalizes.
+
+  Each regularized true-label row against the row without regularizers,
+  counted only beyond :func:`effect_noise`.
+  """
   true_rows = {_switch_text(r): r for r in _measured(rows["table2"])
                if not r["random_labels"]}
   if "none" not in true_rows or len(true_rows) < 2:
@@ -376,23 +386,23 @@ def imagenet_regularizers_help(rows: Rows, classes: int) -> Claim:
   none = true_rows.pop("none")
   base = none["measured"]["test_top1"]
   n = none["test_examples"]
-  se = standard_error(base, n)
   good: list[str] = []
   bad: list[str] = []
   notes = [f"none: test top-1 {base:.2f}%"]
   for name, r in sorted(true_rows.items()):
     test = r["measured"]["test_top1"]
     gap = test - base
-    (good if gap > 2 * se else bad).append(name)
-    notes.append(f"{name}: {test:.2f}% ({gap:+.2f}"
-                 + (", within noise" if abs(gap) <= 2 * se else "") + ")")
+    noise = effect_noise(r, none, "test_top1")
+    beyond = abs(gap) > noise
+    (good if beyond and gap > 0 else bad).append(name)
+    notes.append(f"{name}: {test:.2f}% ({gap:+.2f} points, noise "
+                 f"{noise:.1f}, {'beyond' if beyond else 'within'} it)")
   chance = 100.0 / classes
   generalizes = base - chance > 3 * standard_error(chance, n)
   if not generalizes:
     bad.append("none above chance")
   return Claim("imagenet_regularizers_help", _TABLE2, _verdict(good, bad),
-               _join(notes) + f"; standard error {se:.1f} points on {n} "
-               "test images")
+               _join(notes) + f"; {n} test images")
 
 
 _TABLE2 = ("On ImageNet the explicit regularizers raise test accuracy, and "
