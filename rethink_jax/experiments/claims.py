@@ -334,30 +334,40 @@ def batch_norm_free_fits(rows: Rows) -> Claim:
 
 
 def batch_norm_helps_but_is_not_needed(rows: Rows) -> Claim:
-  """Figure 2b: BatchNorm adds a few points of test accuracy."""
+  """Figure 2b: BatchNorm adds a few points of test accuracy, and the
+  network without it still generalizes well above chance.
+
+  BatchNorm's gain counts only beyond :func:`effect_noise`; with one half
+  of the claim seen and not the other, it partly holds.
+  """
   measured = {r["model"]: r for r in _measured(rows["figure2b"])}
   if set(measured) != {"inception", "inception_no_bn"}:
     return Claim("batch_norm_helps", _FIGURE2B, UNTESTED,
                  "both runs are needed")
-  with_bn = measured["inception"]["measured"]["final_test_accuracy"]
-  without = measured["inception_no_bn"]["measured"]["final_test_accuracy"]
-  n = measured["inception"]["test_examples"]
-  se = standard_error(with_bn, n)
+  key = "final_test_accuracy"
+  with_bn = measured["inception"]["measured"][key]
+  without = measured["inception_no_bn"]["measured"][key]
+  n = measured["inception_no_bn"]["test_examples"]
+  noise = effect_noise(measured["inception"], measured["inception_no_bn"],
+                       key)
   fitted = next((r["measured"]["train"] >= fit_pct() for r in rows["table1"]
                  if r["model"] == "inception_no_bn" and r["measured"]
                  and not (r["random_labels"] or r["weight_decay"])), False)
   gap = with_bn - without
+  helps = gap > noise
   evidence = (f"final test accuracy {with_bn:.2f}% with, {without:.2f}% "
-              f"without BatchNorm ({gap:+.2f} points; standard error "
-              f"{se:.1f})")
+              f"without BatchNorm ({gap:+.2f} points, noise {noise:.1f}, "
+              f"{'beyond' if helps else 'within'} it)")
   if not fitted:
     return Claim("batch_norm_helps", _FIGURE2B, FAILS,
                  evidence + "; the network without BatchNorm has not fitted "
                  "its training set, so the gap compares a trained with an "
                  "under-trained network")
-  helps = 0 < gap and without - 10.0 > 3 * standard_error(10.0, n)
-  return Claim("batch_norm_helps", _FIGURE2B, HOLDS if helps else FAILS,
-               evidence)
+  generalizes = without - 10.0 > 3 * standard_error(10.0, n)
+  halves = {"gain beyond noise": helps, "above chance without": generalizes}
+  good = [name for name, ok in halves.items() if ok]
+  bad = [name for name, ok in halves.items() if not ok]
+  return Claim("batch_norm_helps", _FIGURE2B, _verdict(good, bad), evidence)
 
 
 _FIGURE2B = ("BatchNorm improves test accuracy by a few points (3-4 in Table "
