@@ -302,10 +302,14 @@ def regularizers_do_not_prevent_fitting(rows: Rows) -> Claim:
     fitted = _fitted(r, train)
     expect_fit = r["paper"]["train"] is not None
     (good if fitted == expect_fit else bad).append(name)
-    notes.append(f"{name}: train {train:.2f}%" + (
-        "" if expect_fit else
-        (" (fitted, where the paper's failed to converge)" if fitted
-         else " (not fitted, as in the paper)")))
+    if expect_fit:
+      short = "" if fitted else (
+          f" (not fitted: {r['measured']['epochs']:.0f} of at most "
+          f"{r['num_epochs']} epochs, mean over {len(r['seeds'])} seed(s))")
+    else:
+      short = (" (fitted, where the paper's failed to converge)" if fitted
+               else " (not fitted, as in the paper)")
+    notes.append(f"{name}: train {train:.2f}%{short}")
   return Claim("regularizers_do_not_prevent_fitting",
                "Weight decay, random cropping and augmentation do not stop "
                "a network from fitting random labels, except AlexNet with "
