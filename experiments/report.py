@@ -407,13 +407,13 @@ def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
             "paper's epoch; the initialization is not stated), and "
             f"{suite.NO_BN_LONG[0]} on true and random labels until it fits "
             f"(at most {suite.NO_BN_LONG[1]} epochs).", "",
-            "| schedule | labels | epochs run (cap) | train (%) | best train "
-            "(%) | test (%) | steps to fit | min | status |",
-            "|---" * 9 + "|"]
+            "| schedule | labels | seed | epochs run (cap) | train (%) | best "
+            "train (%) | test (%) | steps to fit | min | status |",
+            "|---" * 10 + "|"]
   fig, ax = plt.subplots(figsize=(6, 4))
   for r in no_bn:
     labels = r["randomization"].split("_")[0]
-    lines.append(f"| {r['schedule']} | {labels} | {r['epochs']} "
+    lines.append(f"| {r['schedule']} | {labels} | {r['seed']} | {r['epochs']} "
                  f"({r['num_epochs']}) | {_fmt(r['train'])} | "
                  f"{_fmt(r['best_train'])} | {_fmt(r['test'])} | "
                  f"{_fmt(r['steps_to_fit'])} | {_fmt(r['minutes'])} | "
@@ -423,7 +423,7 @@ def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
     if records:
       ax.plot([x["step"] for x in records],
               [100 * x["train_accuracy"] for x in records],
-              label=f"{r['schedule']}, {labels} labels",
+              label=f"{r['schedule']}, {labels} labels, seed {r['seed']}",
               linestyle="--" if labels == "random" else "-")
   ax.set(xlabel="training steps", ylabel="training accuracy (%)",
          title="Inception w/o BatchNorm, n = 1024")
@@ -488,7 +488,8 @@ def _probe_verdict_no_bn(rows) -> str:
     name = labels.replace("_", " ")
     if fitted:
       parts.append(f"On {name}: fitted by " + ", ".join(
-          f"{r['schedule']} at step {r['steps_to_fit']} (epoch "
+          f"{r['schedule']} (seed {r['seed']}) at step {r['steps_to_fit']} "
+          f"(epoch "
           f"{r['steps_to_fit'] // r['steps_per_epoch']}, "
           f"{_fmt(r['minutes'])} minutes)" for r in fitted) + ".")
     elif runs:
@@ -514,7 +515,8 @@ def _probe_verdict_no_bn(rows) -> str:
 
 
 def _probe_config(row):
-  (entry,) = [e for e in suite.PROBES["probe_no_bn_schedule"]("cpu")
+  (entry,) = [e for e in suite.PROBES["probe_no_bn_schedule"](
+                  "cpu", row["seed"] + 1)
               if e.row == {k: row[k] for k in e.row}]
   return entry.config
 
