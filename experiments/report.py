@@ -141,8 +141,13 @@ def _figure_rows(rows, columns) -> list[str]:
   return lines
 
 
-def _legend(ax) -> None:
-  if ax.get_lines():
+def _legend(ax, outside: bool = False) -> None:
+  """A legend, or a note that nothing is plotted; ``outside`` puts a long
+  legend below the axes, clear of the curves."""
+  if ax.get_lines() and outside:
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.15),
+              fontsize="small")
+  elif ax.get_lines():
     ax.legend()
   else:
     _no_run(ax)
@@ -427,7 +432,7 @@ def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
               linestyle="--" if labels == "random" else "-")
   ax.set(xlabel="training steps", ylabel="training accuracy (%)",
          title="Inception w/o BatchNorm, n = 1024")
-  _legend(ax)
+  _legend(ax, outside=True)
   fig.tight_layout()
   _save(fig, paths, "probe_no_bn_schedule", "cpu", figures, meta, plt)
   lines += ["", f"![BatchNorm-free schedules](figures/"
