@@ -143,9 +143,9 @@ def _figure_rows(rows, columns) -> list[str]:
 
 def _legend(ax, outside: bool = False) -> None:
   """A legend, or a note that nothing is plotted; ``outside`` puts a long
-  legend below the axes, clear of the curves."""
+  legend beside the axes, clear of the curves."""
   if ax.get_lines() and outside:
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.15),
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5),
               fontsize="small")
   elif ax.get_lines():
     ax.legend()
@@ -432,8 +432,8 @@ def _probe_lines(root, probes, figures, plt, meta, paths) -> list[str]:
               linestyle="--" if labels == "random" else "-")
   ax.set(xlabel="training steps", ylabel="training accuracy (%)",
          title="Inception w/o BatchNorm, n = 1024")
+  fig.tight_layout()  # before the legend, which the saved image widens for
   _legend(ax, outside=True)
-  fig.tight_layout()
   _save(fig, paths, "probe_no_bn_schedule", "cpu", figures, meta, plt)
   lines += ["", f"![BatchNorm-free schedules](figures/"
             f"{os.path.basename(paths['probe_no_bn_schedule'])})", "",
