@@ -657,7 +657,10 @@ def main(argv: list[str]) -> None:
       "one program, the program's time over its runs). Where a row has "
       "several seeds (`seeds` in results/reproduction.json; seeds 1.. "
       "trained with `--seeds=k --runs_per_program=K`), its value is the "
-      "mean ± the standard deviation over them, and Figures 1b/1c carry "
+      "mean ± the standard deviation over them (its seeds that stopped at "
+      "their epoch cap without fitting are in `unfitted`, with their last "
+      "and best training accuracy, and the claims below name them), and "
+      "Figures 1b/1c carry "
       "the standard deviation as error bars; the curve figures (1a, 2a, "
       "2b) plot the mean over the seeds that reached each step, with their "
       "min-max as a band.",

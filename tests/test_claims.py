@@ -288,3 +288,43 @@ def test_a_row_fitted_as_far_as_the_papers_counts_as_fitted():
   assert claims.random_labels_fitted(rows).verdict == claims.HOLDS
   mlp["paper"] = dict(train=100.0, test=10.0)
   assert claims.random_labels_fitted(rows).verdict == claims.FAILS
+
+
+def test_a_row_names_its_seeds_that_did_not_fit():
+  """A seed that fitted and then diverged pulls a row's mean below the
+  fitting rule; the evidence says which seed, where it ended and where it
+  had got to."""
+  rows = empty_rows()
+  rows["table1"] = [row(
+      dict(train=70.2, test=10.1, epochs=224.0), seeds=(0, 1, 2),
+      model="inception_no_bn", random_crop=False, weight_decay=False,
+      random_labels=True, paper=dict(train=100.0, test=10.12),
+      unfitted=[dict(seed=2, epochs=300, train=10.74, peak_train=94.43,
+                     peak_epoch=109)])]
+  expected = ("2 of 3 seeds reached 99.9%; seed 2: 10.74% after 300 epochs, "
+              "best 94.43% at epoch 109")
+  for check in (claims.random_labels_fitted, claims.batch_norm_free_fits):
+    claim = check(rows)
+    assert claim.verdict == claims.FAILS
+    assert f"(not fitted: {expected})" in claim.evidence
+  # A fitted mean still names a seed that stopped at its cap.
+  rows["table1"][0]["measured"]["train"] = 99.93
+  rows["table1"][0]["unfitted"][0].update(train=99.8, peak_train=99.85)
+  claim = claims.batch_norm_free_fits(rows)
+  assert claim.verdict == claims.HOLDS
+  assert "(2 of 3 seeds reached 99.9%; seed 2: 99.80% after 300" in (
+      claim.evidence)
+  rows["table1"][0]["unfitted"] = []
+  assert "seeds reached" not in claims.batch_norm_free_fits(rows).evidence
+
+
+def test_the_batch_norm_free_probe_text_names_each_seed():
+  probe = [dict(schedule="he_init", randomization=name, seed=seed,
+                best_train=best, epochs=epochs)
+           for name, seed, best, epochs in (
+               ("true_labels", 0, 99.9, 94), ("random_labels", 2, 94.43, 300),
+               ("random_labels", 1, None, 0))]
+  assert claims.no_bn_probe_text(probe) == (
+      "best training accuracy of each probed setting: he_init (seed 0): "
+      "99.9% after 94 epochs, he_init, random labels (seed 2): 94.4% after "
+      "300 epochs")

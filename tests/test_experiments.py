@@ -414,6 +414,14 @@ def test_report_rows_come_from_the_results_files(tmp_path):
   assert clean["runs"] == [os.path.relpath(sweep.workdir(root, points[0.0]),
                                            str(tmp_path))]
   assert len(rows["table1"]) == 19 and len(rows["table4"]) == 6
+  assert clean["unfitted"] == []
+  # A run that stopped at its cap without fitting is named with its seed.
+  fake_finished_run(root, points[0.6], None, 0.3)
+  rows = report.collect("cpu", root, str(tmp_path))
+  (p06,) = [r for r in rows["figure1b"] if r["model"] == "alexnet"
+            and r["p"] == 0.6]
+  assert p06["unfitted"] == [dict(seed=0, epochs=3, train=100.0,
+                                  peak_train=100.0, peak_epoch=3)]
 
 
 def test_seed_coverage_prices_the_runs_to_go_from_their_rows(tmp_path):

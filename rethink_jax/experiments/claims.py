@@ -79,6 +79,32 @@ def _fitted(row: dict[str, Any], train: float) -> bool:
   return train >= min(fit_pct(), paper if paper is not None else 100.0)
 
 
+def _seed_text(row: dict[str, Any]) -> str:
+  """How many of a row's seeds reached the fitting rule, and where each one
+  that did not got to (its last and best training accuracy), from
+  ``row["unfitted"]``."""
+  unfitted = row.get("unfitted") or []
+  if not unfitted:
+    return ""
+  parts = [f"seed {u['seed']}: {u['train']:.2f}% after {u['epochs']} epochs"
+           + (f", best {u['peak_train']:.2f}% at epoch {u['peak_epoch']}"
+              if u.get("peak_train") is not None else "")
+           for u in unfitted]
+  n = len(row["seeds"])
+  return (f"{n - len(unfitted)} of {n} seed{'s' if n > 1 else ''} reached "
+          f"{fit_pct():g}%; " + "; ".join(parts))
+
+
+def _fit_note(row: dict[str, Any], fitted: bool, fallback: str = "") -> str:
+  """The parenthesis after a row's training accuracy: why a row whose mean
+  is below the fitting rule is, and which seeds of a fitted row did not."""
+  why = _seed_text(row)
+  if fitted:
+    return f" ({why})" if why else ""
+  why = why or fallback
+  return f" (not fitted: {why})" if why else " (not fitted)"
+
+
 def _measured(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
   return [r for r in rows if r.get("measured") is not None]
 
@@ -113,7 +139,7 @@ def random_labels_fitted(rows: Rows) -> Claim:
     chance = _at_chance(test, r["test_examples"], 10)
     (good if fitted and chance else bad).append(name)
     notes.append(f"{name}: train {train:.2f}%, test {test:.2f}%"
-                 + ("" if fitted else " (not fitted)")
+                 + _fit_note(r, fitted)
                  + ("" if chance else " (not at chance)"))
   return Claim("random_labels_fitted",
                "Every network fits random labels (100% or near it in "
@@ -303,9 +329,9 @@ def regularizers_do_not_prevent_fitting(rows: Rows) -> Claim:
     expect_fit = r["paper"]["train"] is not None
     (good if fitted == expect_fit else bad).append(name)
     if expect_fit:
-      short = "" if fitted else (
-          f" (not fitted: {r['measured']['epochs']:.0f} of at most "
-          f"{r['num_epochs']} epochs, mean over {len(r['seeds'])} seed(s))")
+      short = _fit_note(r, fitted, "" if fitted else (
+          f"{r['measured']['epochs']:.0f} of at most {r['num_epochs']} "
+          f"epochs, mean over {len(r['seeds'])} seed(s)"))
     else:
       short = (" (fitted, where the paper's failed to converge)" if fitted
                else " (not fitted, as in the paper)")
@@ -330,7 +356,8 @@ def batch_norm_free_fits(rows: Rows) -> Claim:
     ok = train >= fit_pct()
     (good if ok else bad).append(label)
     notes.append(f"{label}: train {train:.2f}% after "
-                 f"{r['measured']['epochs']:.0f} of {r['num_epochs']} epochs")
+                 f"{r['measured']['epochs']:.0f} of {r['num_epochs']} epochs"
+                 + _fit_note(r, ok))
   return Claim("batch_norm_free_fits",
                "The small Inception without BatchNorm also fits the "
                "training set, true and random labels (Table 1, Figure 2b).",
@@ -476,7 +503,7 @@ def no_bn_probe_text(probe_rows: Sequence[dict[str, Any]]) -> str:
   """What the BatchNorm-free schedule probe reached."""
   parts = [f"{r['schedule']}"
            + (", random labels" if r["randomization"] == "random_labels"
-              else "")
+              else "") + f" (seed {r['seed']})"
            + f": {r['best_train']:.1f}% after {r['epochs']} epochs"
            for r in probe_rows if r.get("best_train") is not None]
   if not parts:

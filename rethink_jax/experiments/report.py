@@ -130,6 +130,23 @@ def _measure_experiment(experiment: str, s: dict[str, Any],
   raise ValueError(experiment)
 
 
+def _unfitted(run: dict[str, Any], seed: int) -> dict[str, Any] | None:
+  """A finished run that stopped at its epoch cap without fitting: its seed,
+  epochs, last and best training accuracy (%) and the best's epoch, so a
+  row's mean can be read (a run that fitted and then diverged shows a high
+  best and a low last accuracy)."""
+  s = run["summary"]
+  if s.get("steps_to_fit") is not None:
+    return None
+  evaluated = [r for r in run["records"]
+               if r.get("train_accuracy") is not None]
+  peak = max(evaluated, key=lambda r: r["train_accuracy"], default=None)
+  return dict(seed=seed, epochs=s["epochs_completed"],
+              train=_pct(s["final"]["train_accuracy"]),
+              peak_train=_pct(peak["train_accuracy"]) if peak else None,
+              peak_epoch=peak["epoch"] if peak else None)
+
+
 def _paper(entry: suite.Entry) -> Any:
   row = entry.row
   if entry.experiment == "table1":
@@ -161,7 +178,8 @@ def collect(scale: str, root: str, repo: str, seeds: int = 1
     repo: the repository root; workdirs are given relative to it.
     seeds: seeds 0..seeds-1 are looked for in each row; a row shows its
       finished ones (mean and standard deviation) and lists them in
-      ``seeds``, and is done when every seed that was started is.
+      ``seeds``, and is done when every seed that was started is; its
+      finished seeds that never fitted are listed in ``unfitted``.
 
   Returns:
     ``{"table1": [...], "figure1a": [...], "figure1b": [...],
@@ -200,7 +218,10 @@ def collect(scale: str, root: str, repo: str, seeds: int = 1
                           f"{r['epochs']}/{r['num_epochs']} epochs"
                           for r in (started or runs)
                           if r["summary"] is None)),
-        seconds=_mean([_run_seconds(r["summary"]) for r in finished]))
+        seconds=_mean([_run_seconds(r["summary"]) for r in finished]),
+        unfitted=[u for u in (_unfitted(r, e.config.seed)
+                              for e, r in zip(members, runs)
+                              if r["summary"] is not None) if u])
     if measured:
       row["measured"] = {k: _mean([m[k] for m in measured])
                          for k in measured[0]}
