@@ -130,6 +130,12 @@ def _measure_experiment(experiment: str, s: dict[str, Any],
   raise ValueError(experiment)
 
 
+def _peak_train(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+  """The epoch record with the highest training accuracy, if any has one."""
+  return max((r for r in records if r.get("train_accuracy") is not None),
+             key=lambda r: r["train_accuracy"], default=None)
+
+
 def _unfitted(run: dict[str, Any], seed: int) -> dict[str, Any] | None:
   """A finished run that stopped at its epoch cap without fitting: its seed,
   epochs, last and best training accuracy (%) and the best's epoch, so a
@@ -138,9 +144,7 @@ def _unfitted(run: dict[str, Any], seed: int) -> dict[str, Any] | None:
   s = run["summary"]
   if s.get("steps_to_fit") is not None:
     return None
-  evaluated = [r for r in run["records"]
-               if r.get("train_accuracy") is not None]
-  peak = max(evaluated, key=lambda r: r["train_accuracy"], default=None)
+  peak = _peak_train(run["records"])
   return dict(seed=seed, epochs=s["epochs_completed"],
               train=_pct(s["final"]["train_accuracy"]),
               peak_train=_pct(peak["train_accuracy"]) if peak else None,
@@ -332,8 +336,8 @@ def collect_probes(root: str, repo: str, seeds: int = 1
           // entry.config.batch_size,
           train=_pct(last.get("train_accuracy")),
           test=_pct(last.get("test_accuracy")),
-          best_train=_pct(max((r["train_accuracy"] for r in evaluated),
-                              default=None)),
+          best_train=_pct((_peak_train(records) or {}).get(
+              "train_accuracy")),
           steps_to_fit=fitted[0] if fitted else None,
           minutes=(round(_run_seconds(run["summary"]) / 60, 1)
                    if run["summary"] is not None else None),
